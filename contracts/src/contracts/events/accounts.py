@@ -1,0 +1,71 @@
+"""Events of the accounts service, on topic `accounts.account` keyed by account id."""
+
+import uuid
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from contracts.base import Email, Event, Language, NonEmptyStr, UtcDatetime
+
+
+class AccountEvent(Event):
+    topic: ClassVar[str] = "accounts.account"
+
+    account_id: uuid.UUID = Field(description="Id of the institution's account; the Kafka key.")
+
+    def aggregate_id(self) -> str:
+        return str(self.account_id)
+
+
+class AccountRegistered(AccountEvent):
+    """An institution signed up; its email address awaits verification."""
+
+    type: Literal["AccountRegistered"] = "AccountRegistered"
+    institution_name: NonEmptyStr = Field(description="Name of the institution.")
+    institution_kind: Literal["school", "company", "other"] = Field(description="Kind of institution.")
+    contact_name: NonEmptyStr = Field(description="Full name of the account manager who signed up.")
+    email: Email = Field(description="Email address of the account manager, to be verified.")
+    language: Language = Field(description="Language of the account manager's emails.")
+    verification_token: NonEmptyStr = Field(
+        description="Raw single-use verification token the notifier puts in the verification link."
+    )
+    verification_expires_at: UtcDatetime = Field(description="When the verification token expires (UTC).")
+
+
+class AccountVerified(AccountEvent):
+    """The account manager verified the email address; the account may buy and enrol."""
+
+    type: Literal["AccountVerified"] = "AccountVerified"
+    email: Email = Field(description="The verified email address.")
+    verified_at: UtcDatetime = Field(description="When the address was verified (UTC).")
+
+
+class PasswordResetRequested(AccountEvent):
+    """A user asked to reset the password; the notifier sends the reset link."""
+
+    type: Literal["PasswordResetRequested"] = "PasswordResetRequested"
+    user_id: uuid.UUID = Field(description="Id of the user whose password is reset.")
+    email: Email = Field(description="Email address the reset link is sent to.")
+    language: Language = Field(description="Language of the email.")
+    reset_token: NonEmptyStr = Field(description="Raw single-use reset token the notifier puts in the link.")
+    expires_at: UtcDatetime = Field(description="When the reset token expires (UTC).")
+
+
+class MemberInvited(AccountEvent):
+    """The account manager invited a staff member to the institution's account."""
+
+    type: Literal["MemberInvited"] = "MemberInvited"
+    member_id: uuid.UUID = Field(description="Id of the invited member.")
+    institution_name: NonEmptyStr = Field(description="Name of the inviting institution.")
+    name: NonEmptyStr = Field(description="Full name of the invited member.")
+    email: Email = Field(description="Email address the invitation is sent to.")
+    language: Language = Field(description="Language of the invitation email.")
+    invitation_token: NonEmptyStr = Field(description="Raw single-use invitation token the notifier puts in the link.")
+    expires_at: UtcDatetime = Field(description="When the invitation expires (UTC).")
+
+
+class AccountClosed(AccountEvent):
+    """The account was closed; it can no longer buy or enrol."""
+
+    type: Literal["AccountClosed"] = "AccountClosed"
+    closed_at: UtcDatetime = Field(description="When the account was closed (UTC).")

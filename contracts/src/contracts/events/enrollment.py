@@ -1,0 +1,95 @@
+"""Events of the enrollment service, on topic `enrollment.enrollment` keyed by enrolment id."""
+
+import uuid
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from contracts.base import Email, Event, NonEmptyStr, UtcDatetime
+
+RejectionReason = Literal[
+    "insufficient_balance",
+    "account_unverified",
+    "account_closed",
+    "unknown_account",
+    "session_full",
+    "session_unavailable",
+    "already_enrolled",
+    "session_privatised",
+    "privatisation_unavailable",
+]
+
+
+class EnrollmentEvent(Event):
+    topic: ClassVar[str] = "enrollment.enrollment"
+
+    enrollment_id: uuid.UUID = Field(description="Id of the enrolment; the Kafka key.")
+    account_id: uuid.UUID = Field(description="Id of the enrolled institution's account.")
+    session_id: uuid.UUID = Field(description="Id of the session.")
+
+    def aggregate_id(self) -> str:
+        return str(self.enrollment_id)
+
+
+class EnrollmentRequested(EnrollmentEvent):
+    """An institution asked to enrol in a session; billing is to debit the tokens (saga start)."""
+
+    type: Literal["EnrollmentRequested"] = "EnrollmentRequested"
+    privatisation: bool = Field(description="True when the institution books the whole session for itself.")
+
+
+class Enrolled(EnrollmentEvent):
+    """The enrolment is confirmed: the tokens were debited."""
+
+    type: Literal["Enrolled"] = "Enrolled"
+    privatisation: bool = Field(False, description="True when the institution booked the whole session.")
+
+
+class EnrollmentRejected(EnrollmentEvent):
+    """The enrolment was refused; nothing is owed."""
+
+    type: Literal["EnrollmentRejected"] = "EnrollmentRejected"
+    reason: RejectionReason = Field(description="Why the enrolment was refused.")
+
+
+class EnrollmentCancelled(EnrollmentEvent):
+    """A confirmed enrolment was cancelled."""
+
+    type: Literal["EnrollmentCancelled"] = "EnrollmentCancelled"
+    refund: bool = Field(description="True when billing must give the tokens back (before the cut-off).")
+    reason: Literal["requested", "session_cancelled", "organiser"] = Field(
+        "requested", description="Who or what cancelled it."
+    )
+
+
+class ParticipationLinkIssued(EnrollmentEvent):
+    """The institution's participation link is ready; the notifier sends it to the account manager."""
+
+    type: Literal["ParticipationLinkIssued"] = "ParticipationLinkIssued"
+    join_token: NonEmptyStr = Field(description="Unguessable token of the link /join/<join_token>.")
+
+
+class AttendanceRecorded(EnrollmentEvent):
+    """A participant joined the session through the institution's link."""
+
+    type: Literal["AttendanceRecorded"] = "AttendanceRecorded"
+    attendance_id: uuid.UUID = Field(description="Id of this attendance.")
+    participant_name: NonEmptyStr = Field(description="Name the participant gave when joining.")
+    participant_email: Email | None = Field(None, description="Email the participant gave, if any.")
+    joined_at: UtcDatetime = Field(description="When the participant joined (UTC).")
+
+
+class CertificateIssued(EnrollmentEvent):
+    """An attendance certificate was issued for a participant."""
+
+    type: Literal["CertificateIssued"] = "CertificateIssued"
+    certificate_id: uuid.UUID = Field(description="Id of the certificate.")
+    attendance_id: uuid.UUID = Field(description="Id of the attendance it certifies.")
+    participant_name: NonEmptyStr = Field(description="Name printed on the certificate.")
+    participant_email: Email | None = Field(
+        None, description="Where to send it; when absent, it goes to the account manager."
+    )
+    pdf_url: NonEmptyStr = Field(
+        description="Path of the PDF on the public site, relative to its base URL, e.g. /certificates/<id>.pdf."
+    )
+    issued_at: UtcDatetime = Field(description="When the certificate was issued (UTC).")

@@ -1,0 +1,130 @@
+"""The topic registry: who publishes which events where, and who consumes them."""
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Annotated, Any, Union
+
+from pydantic import Field, TypeAdapter
+
+from contracts.base import ContractError, Event
+from contracts.events import accounts, billing, catalogue, enrollment, notifier
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    owner: str
+    consumers: tuple[str, ...]
+    events: tuple[type[Event], ...]
+    description: str = field(default="", compare=False)
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.name}.dlq"
+
+    @cached_property
+    def adapter(self) -> TypeAdapter[Event]:
+        """Validates the topic's current events, dispatching on the `type` field."""
+        if len(self.events) == 1:
+            return TypeAdapter(self.events[0])
+        union: Any = Union[self.events]  # noqa: UP007
+        return TypeAdapter(Annotated[union, Field(discriminator="type")])
+
+
+TOPICS: dict[str, Topic] = {
+    topic.name: topic
+    for topic in (
+        Topic(
+            name="accounts.account",
+            owner="accounts",
+            consumers=("notifier",),
+            description="Life of an institution's account: sign-up, verification, members, closing.",
+            events=(
+                accounts.AccountRegistered,
+                accounts.AccountVerified,
+                accounts.PasswordResetRequested,
+                accounts.MemberInvited,
+                accounts.AccountClosed,
+            ),
+        ),
+        Topic(
+            name="billing.wallet",
+            owner="billing",
+            consumers=("enrollment", "notifier"),
+            description="Token wallet of an account: purchases, debits, refunds, expiries.",
+            events=(
+                billing.TokenPurchased,
+                billing.TokensDebited,
+                billing.TokenDebitRejected,
+                billing.TokensRefunded,
+                billing.TokensExpired,
+                billing.TokensExpiringSoon,
+            ),
+        ),
+        Topic(
+            name="billing.invoice",
+            owner="billing",
+            consumers=("notifier",),
+            description="Invoices issued to accounts.",
+            events=(billing.InvoiceIssued,),
+        ),
+        Topic(
+            name="catalogue.session",
+            owner="catalogue",
+            consumers=("billing", "enrollment", "notifier"),
+            description="Schedule of live sessions: scheduling, changes, cancellations, start offsets, end.",
+            events=(
+                catalogue.SessionScheduled,
+                catalogue.SessionRescheduled,
+                catalogue.SessionCancelled,
+                catalogue.SessionStarting,
+                catalogue.SessionEnded,
+            ),
+        ),
+        Topic(
+            name="enrollment.enrollment",
+            owner="enrollment",
+            consumers=("billing", "notifier"),
+            description="Enrolment saga of an institution in a session, its link, attendance and certificates.",
+            events=(
+                enrollment.EnrollmentRequested,
+                enrollment.Enrolled,
+                enrollment.EnrollmentRejected,
+                enrollment.EnrollmentCancelled,
+                enrollment.ParticipationLinkIssued,
+                enrollment.AttendanceRecorded,
+                enrollment.CertificateIssued,
+            ),
+        ),
+        Topic(
+            name="notifier.delivery",
+            owner="notifier",
+            consumers=(),
+            description="Outcome of each email the notifier sends.",
+            events=(notifier.NotificationSent, notifier.NotificationFailed),
+        ),
+    )
+}
+
+SUPERSEDED: tuple[type[Event], ...] = ()
+"""Older versions of events still decodable (and whose committed schemas are still checked)."""
+
+
+def _registry() -> dict[tuple[str, int], type[Event]]:
+    registry: dict[tuple[str, int], type[Event]] = {}
+    for model in (*(event for topic in TOPICS.values() for event in topic.events), *SUPERSEDED):
+        key = (model.event_name(), model.version)
+        if key in registry:
+            raise ContractError(f"{key[0]} v{key[1]} is registered twice")
+        registry[key] = model
+    return registry
+
+
+EVENT_TYPES: dict[tuple[str, int], type[Event]] = _registry()
+
+
+def topic_for(event_type: type[Event]) -> Topic:
+    try:
+        return TOPICS[event_type.topic]
+    except (AttributeError, KeyError):
+        raise ContractError(f"{event_type.__name__} belongs to no known topic") from None

@@ -1,0 +1,131 @@
+"""Business rules of accounts: sign-up and email verification."""
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from argon2 import PasswordHasher
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from accounts.models import action_tokens, institutions, memberships, users
+from contracts.events.accounts import AccountRegistered, AccountVerified
+from servicekit.outbox import Outbox
+
+password_hasher = PasswordHasher()  # argon2id, argon2-cffi's RFC 9106 low-memory profile
+
+VERIFY_EMAIL = "verify_email"
+
+
+class AccountsError(Exception):
+    code = "accounts_error"
+
+
+class EmailTaken(AccountsError):
+    code = "email_taken"
+
+
+class InvalidToken(AccountsError):
+    code = "invalid_token"
+
+
+@dataclass(frozen=True)
+class SignUp:
+    institution_name: str
+    institution_kind: Literal["school", "company", "other"]
+    contact_name: str
+    email: str
+    password: str
+    language: Literal["fr", "en"] = "fr"
+
+
+def new_token() -> tuple[str, str]:
+    """A URL-safe secret and the sha256 hex digest that is the only thing stored."""
+    token = secrets.token_urlsafe(32)
+    return token, token_digest(token)
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def sign_up(session: AsyncSession, outbox: Outbox, form: SignUp, *, verification_ttl: timedelta) -> uuid.UUID:
+    email = form.email.strip()
+    taken = await session.scalar(select(users.c.id).where(func.lower(users.c.email) == email.lower()))
+    if taken is not None:
+        raise EmailTaken
+    account_id, user_id = uuid.uuid4(), uuid.uuid4()
+    await session.execute(
+        insert(institutions).values(id=account_id, name=form.institution_name, kind=form.institution_kind)
+    )
+    try:
+        await session.execute(
+            insert(users).values(
+                id=user_id,
+                email=email,
+                name=form.contact_name,
+                password_hash=password_hasher.hash(form.password),
+                language=form.language,
+            )
+        )
+    except IntegrityError as exc:  # a concurrent sign-up won the race for this email
+        raise EmailTaken from exc
+    await session.execute(insert(memberships).values(institution_id=account_id, user_id=user_id, role="manager"))
+    token, digest = new_token()
+    expires_at = datetime.now(UTC) + verification_ttl
+    await session.execute(
+        insert(action_tokens).values(
+            id=uuid.uuid4(), user_id=user_id, purpose=VERIFY_EMAIL, token_hash=digest, expires_at=expires_at
+        )
+    )
+    await outbox.add(
+        session,
+        AccountRegistered(
+            account_id=account_id,
+            institution_name=form.institution_name,
+            institution_kind=form.institution_kind,
+            contact_name=form.contact_name,
+            email=email,
+            language=form.language,
+            verification_token=token,
+            verification_expires_at=expires_at,
+        ),
+    )
+    return account_id
+
+
+async def verify_email(session: AsyncSession, outbox: Outbox, token: str) -> uuid.UUID:
+    """Consume a verification token (single use, unexpired) and mark the email verified."""
+    now = datetime.now(UTC)
+    row = (
+        await session.execute(
+            update(action_tokens)
+            .where(
+                action_tokens.c.token_hash == token_digest(token),
+                action_tokens.c.purpose == VERIFY_EMAIL,
+                action_tokens.c.used_at.is_(None),
+                action_tokens.c.expires_at > now,
+            )
+            .values(used_at=now)
+            .returning(action_tokens.c.user_id)
+        )
+    ).first()
+    if row is None:
+        raise InvalidToken
+    user = (
+        await session.execute(
+            update(users).where(users.c.id == row.user_id).values(email_verified_at=now).returning(users.c.email)
+        )
+    ).one()
+    account_id = await session.scalar(
+        select(memberships.c.institution_id).where(
+            memberships.c.user_id == row.user_id, memberships.c.role == "manager"
+        )
+    )
+    assert account_id is not None
+    await outbox.add(session, AccountVerified(account_id=account_id, email=user.email, verified_at=now))
+    return account_id

@@ -1,0 +1,23 @@
+"""initial: outbox and inbox
+
+Revision ID: 0001
+Revises:
+"""
+
+from alembic import op
+from servicekit.db import install_kit_tables
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    install_kit_tables(op.get_bind())
+
+
+def downgrade() -> None:
+    op.drop_table("inbox")
+    op.drop_table("outbox")
+    op.execute("DROP FUNCTION IF EXISTS servicekit_outbox_notify()")

@@ -1,0 +1,5 @@
+"""Tables of the billing service (its own database); outbox and inbox come from servicekit."""
+
+from sqlalchemy import MetaData
+
+metadata = MetaData()

@@ -1,0 +1,4 @@
+from catalogue.main import app, settings
+from servicekit.runtime import serve
+
+serve(app, settings)

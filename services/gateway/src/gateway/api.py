@@ -1,0 +1,47 @@
+"""Public JSON API, version 1."""
+
+import uuid
+from typing import Annotated, Any, Literal
+
+from litestar import Controller, Response, post
+from pydantic import BaseModel, EmailStr, Field, StringConstraints
+
+from gateway.upstream import Upstream, relay
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class SignUp(BaseModel):
+    institution_name: Name = Field(description="Name of the school or company")
+    institution_kind: Literal["school", "company", "other"]
+    contact_name: Name = Field(description="The account manager's name")
+    email: EmailStr
+    password: Annotated[str, Field(min_length=12, max_length=1024)]
+    language: Literal["fr", "en"] = "fr"
+
+
+class SignUpAccepted(BaseModel):
+    account_id: uuid.UUID
+    status: Literal["pending_verification"]
+
+
+class Verification(BaseModel):
+    token: Annotated[str, StringConstraints(min_length=10, max_length=200)]
+
+
+class Verified(BaseModel):
+    account_id: uuid.UUID
+    status: Literal["verified"]
+
+
+class AccountsApi(Controller):
+    path = "/api/v1/accounts"
+    tags = ["accounts"]
+
+    @post("/", status_code=201, summary="Open an institution's account", responses=None)
+    async def sign_up(self, data: SignUp, accounts: Upstream) -> Response[Any]:
+        return relay(await accounts.call("POST", "/internal/accounts/", data.model_dump(mode="json")))
+
+    @post("/verification", status_code=200, summary="Confirm the account manager's email with the mailed token")
+    async def verify(self, data: Verification, accounts: Upstream) -> Response[Any]:
+        return relay(await accounts.call("POST", "/internal/accounts/verification", data.model_dump()))

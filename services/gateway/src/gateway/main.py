@@ -1,0 +1,38 @@
+"""Wires the gateway: public API, portal pages, upstream clients, health and metrics."""
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from litestar import Litestar
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.di import Provide
+from litestar.template import TemplateConfig
+
+from gateway.api import AccountsApi
+from gateway.portal import TEMPLATES, Portal
+from gateway.settings import GatewaySettings
+from gateway.upstream import Upstream
+from servicekit.runtime import build_http_app
+
+settings = GatewaySettings()
+token = settings.internal_token.get_secret_value() if settings.internal_token else None
+accounts = Upstream("accounts", settings.accounts_url, settings.upstream_timeout_seconds, token)
+
+
+@contextlib.asynccontextmanager
+async def lifespan(_: Litestar) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await accounts.close()
+
+
+app = build_http_app(
+    settings.service_name,
+    [AccountsApi, Portal],
+    checks={"accounts": accounts.ping},
+    dependencies={"accounts": Provide(lambda: accounts, sync_to_thread=False)},
+    lifespan=[lifespan],
+    title="Visiopass public API",
+    template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
+)

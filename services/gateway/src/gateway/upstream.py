@@ -1,0 +1,43 @@
+"""Calls to the services' internal HTTP APIs, carrying the correlation id; their problems pass through."""
+
+from typing import Any
+
+import httpx
+from litestar import Response
+
+from servicekit import context
+from servicekit.http import INTERNAL_TOKEN_HEADER, ProblemError
+
+
+class Upstream:
+    def __init__(self, name: str, base_url: str, timeout: float, internal_token: str | None) -> None:
+        headers = {INTERNAL_TOKEN_HEADER: internal_token} if internal_token else {}
+        self.name = name
+        self.client = httpx.AsyncClient(base_url=base_url, timeout=timeout, headers=headers)
+
+    async def call(self, method: str, path: str, json: Any = None) -> httpx.Response:
+        try:
+            return await self.client.request(
+                method, path, json=json, headers={context.CORRELATION_HEADER: context.current_correlation_id()}
+            )
+        except httpx.HTTPError as exc:
+            raise ProblemError(
+                503, "upstream_unavailable", "Service temporarily unavailable", f"{self.name} did not answer"
+            ) from exc
+
+    async def ping(self) -> None:
+        (await self.client.get("/health/live")).raise_for_status()
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+def relay(response: httpx.Response) -> Response[Any]:
+    """The upstream answer as ours: JSON bodies and problem details keep their status."""
+    if response.status_code >= 500:
+        raise ProblemError(502, "upstream_error", "Service error", "An internal service failed; try again later.")
+    return Response(
+        response.json(),
+        status_code=response.status_code,
+        media_type=response.headers.get("content-type", "application/json"),
+    )

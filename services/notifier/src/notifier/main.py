@@ -1,0 +1,40 @@
+"""Wires the notifier: consumers that plan deliveries, and the loop that sends them over SMTP."""
+
+import asyncio
+import logging
+
+from contracts.events.accounts import AccountRegistered
+from notifier import service as notifier
+from notifier.handlers import account_handlers
+from notifier.mailer import SmtpMailer
+from notifier.settings import NotifierSettings
+from servicekit.runtime import Service
+
+log = logging.getLogger(__name__)
+
+settings = NotifierSettings()
+service = Service(settings, migrations_package="notifier")
+service.consume("accounts.account", "account-mails", events=[AccountRegistered])(account_handlers(settings))
+mailer = SmtpMailer(settings)
+
+
+async def deliver_forever() -> None:
+    while True:
+        try:
+            async with service.db.transaction() as session:
+                tried = await notifier.send_due(
+                    session,
+                    service.outbox,
+                    mailer,
+                    sender=settings.mail_from,
+                    max_attempts=settings.delivery_max_attempts,
+                )
+        except Exception:
+            log.exception("delivery loop failed")
+            tried = 0
+        if not tried:
+            await asyncio.sleep(settings.delivery_poll_seconds)
+
+
+service.run_in_background(deliver_forever)
+app = service.http_app([], title="Visiopass notifier (internal)")

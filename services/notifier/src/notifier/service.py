@@ -1,0 +1,169 @@
+"""What the notifier does: plan one delivery per (event, template, recipient), render it, send it, log it."""
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts.events.notifier import NotificationFailed, NotificationSent
+from notifier.models import deliveries
+from servicekit.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+DISPLAY_TIMEZONE = ZoneInfo("Europe/Paris")
+
+templates = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(default=False, default_for_string=False, enabled_extensions=()),
+    undefined=StrictUndefined,
+    keep_trailing_newline=False,
+)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+def render(template: str, language: str, variables: dict[str, Any]) -> Rendered:
+    compiled = templates.get_template(f"{template}.{language}.jinja")
+    ctx = compiled.new_context(variables)
+    html_ctx = compiled.new_context({k: _escape(v) for k, v in variables.items()})
+    return Rendered(
+        subject=" ".join("".join(compiled.blocks["subject"](ctx)).split()),
+        text="".join(compiled.blocks["text"](ctx)).strip() + "\n",
+        html="".join(compiled.blocks["html"](html_ctx)).strip() + "\n",
+    )
+
+
+def _escape(value: Any) -> Any:
+    from markupsafe import escape
+
+    return escape(value) if isinstance(value, str) else value
+
+
+def local_datetime(moment: datetime, language: str) -> str:
+    return format_datetime(moment, "d MMMM y HH:mm zzz", tzinfo=DISPLAY_TIMEZONE, locale=language)
+
+
+class Mailer(Protocol):
+    async def send(self, message: EmailMessage) -> None: ...
+
+
+async def plan(
+    session: AsyncSession,
+    *,
+    event_id: uuid.UUID,
+    template: str,
+    language: str,
+    recipient: str,
+    variables: dict[str, Any],
+) -> None:
+    """Record a mail to send; the same event asking twice plans it once."""
+    await session.execute(
+        insert(deliveries)
+        .values(
+            id=uuid.uuid4(),
+            event_id=event_id,
+            template=template,
+            language=language,
+            recipient=recipient,
+            context=variables,
+        )
+        .on_conflict_do_nothing(constraint="deliveries_once_per_event")
+    )
+
+
+def compose(sender: str, recipient: str, rendered: Rendered, language: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = recipient
+    message["Subject"] = rendered.subject
+    message["Message-ID"] = make_msgid(domain="visiopass.localhost")
+    message["Content-Language"] = language
+    message.set_content(rendered.text)
+    message.add_alternative(rendered.html, subtype="html")
+    return message
+
+
+async def send_due(
+    session: AsyncSession, outbox: Outbox, mailer: Mailer, *, sender: str, max_attempts: int, batch: int = 20
+) -> int:
+    """Send the deliveries that are due (rows locked, so replicas share the work); returns how many were tried."""
+    rows = (
+        await session.execute(
+            select(deliveries)
+            .where(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= datetime.now(UTC))
+            .order_by(deliveries.c.next_attempt_at)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    for row in rows:
+        try:
+            rendered = render(row.template, row.language, row.context)
+            await mailer.send(compose(sender, row.recipient, rendered, row.language))
+        except Exception as exc:
+            await _record_failure(session, outbox, row, exc, max_attempts)
+            continue
+        now = datetime.now(UTC)
+        await session.execute(
+            update(deliveries)
+            .where(deliveries.c.id == row.id)
+            .values(status="sent", sent_at=now, attempts=row.attempts + 1, context=None, last_error=None)
+        )
+        await outbox.add(
+            session,
+            NotificationSent(
+                delivery_id=row.id,
+                template=row.template,
+                recipient=row.recipient,
+                caused_by=row.event_id,
+                sent_at=now,
+            ),
+        )
+    return len(rows)
+
+
+async def _record_failure(session: AsyncSession, outbox: Outbox, row: Any, exc: Exception, max_attempts: int) -> None:
+    attempts = row.attempts + 1
+    error = f"{type(exc).__name__}: {exc}"[:1000]
+    gave_up = attempts >= max_attempts
+    log.warning("delivery %s attempt %d failed: %s", row.id, attempts, error)
+    await session.execute(
+        update(deliveries)
+        .where(deliveries.c.id == row.id)
+        .values(
+            attempts=attempts,
+            last_error=error,
+            status="failed" if gave_up else "pending",
+            context=None if gave_up else row.context,
+            next_attempt_at=datetime.now(UTC) + timedelta(seconds=min(2**attempts * 5, 3600)),
+        )
+    )
+    if gave_up:
+        await outbox.add(
+            session,
+            NotificationFailed(
+                delivery_id=row.id,
+                template=row.template,
+                recipient=row.recipient,
+                caused_by=row.event_id,
+                error=error,
+                failed_at=datetime.now(UTC),
+            ),
+        )

@@ -1,0 +1,22 @@
+from pydantic import SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from servicekit.settings import ServiceSettings
+
+
+class NotifierSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="NOTIFIER_", extra="ignore")
+
+    service_name: str = "notifier"
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5433/notifier"
+    http_port: int = 8105
+    public_base_url: str = "http://127.0.0.1:8000"
+    mail_from: str = "Visiopass <no-reply@visiopass.localhost>"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = 10.0
+    delivery_max_attempts: int = 6
+    delivery_poll_seconds: float = 0.5

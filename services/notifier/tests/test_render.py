@@ -1,0 +1,38 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from notifier.service import compose, local_datetime, render
+
+VARIABLES = {
+    "contact_name": "Camille <Martin>",
+    "institution_name": "Lycée Victor Hugo",
+    "link": "http://127.0.0.1:8000/verify-email?token=abc&x=1",
+    "expires_at": "12 mars 2026 10:00 UTC+1",
+}
+
+
+@pytest.mark.parametrize(("language", "greeting"), [("fr", "Bonjour"), ("en", "Hello")])
+def test_account_registered_renders_in_each_language(language, greeting):
+    rendered = render("account_registered", language, VARIABLES)
+    assert "Lycée Victor Hugo" in rendered.subject
+    assert "\n" not in rendered.subject
+    assert rendered.text.startswith(f"{greeting} Camille <Martin>,")
+    assert VARIABLES["link"] in rendered.text
+    assert "Camille &lt;Martin&gt;" in rendered.html, "variables are escaped in HTML"
+    assert 'href="http://127.0.0.1:8000/verify-email?token=abc&amp;x=1"' in rendered.html
+
+
+def test_a_missing_variable_is_an_error_not_a_blank():
+    with pytest.raises(Exception, match="link"):
+        render("account_registered", "fr", {k: v for k, v in VARIABLES.items() if k != "link"})
+
+
+def test_dates_are_shown_in_paris_time():
+    assert local_datetime(datetime(2026, 7, 1, 8, 0, tzinfo=UTC), "fr").startswith("1 juillet 2026 10:00")
+
+
+def test_the_message_has_text_and_html_alternatives():
+    message = compose("Visiopass <no-reply@x.fr>", "a@b.fr", render("account_registered", "en", VARIABLES), "en")
+    assert message.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]

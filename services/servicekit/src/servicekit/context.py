@@ -1,0 +1,19 @@
+"""Per-request / per-event context carried into logs and into the envelopes of the events it causes."""
+
+import uuid
+from contextvars import ContextVar
+
+correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
+causation_id: ContextVar[str | None] = ContextVar("causation_id", default=None)
+event_id: ContextVar[str | None] = ContextVar("event_id", default=None)
+
+CORRELATION_HEADER = "X-Correlation-ID"
+
+
+def current_correlation_id() -> str:
+    """The correlation id in force, minted when a flow starts without one."""
+    value = correlation_id.get()
+    if value is None:
+        value = str(uuid.uuid4())
+        correlation_id.set(value)
+    return value

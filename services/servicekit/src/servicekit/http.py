@@ -1,0 +1,142 @@
+"""What every service's HTTP side has: correlation ids, health, metrics, problem details."""
+
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from litestar import Litestar, Request, Response, get
+from litestar.connection import ASGIConnection
+from litestar.datastructures import MutableScopeHeaders
+from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException
+from litestar.handlers import BaseRouteHandler
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from servicekit import context
+
+INTERNAL_TOKEN_HEADER = "X-Internal-Token"  # noqa: S105 (a header name)
+
+ReadinessCheck = Callable[[], Awaitable[None]]
+
+
+def correlation_middleware(app: ASGIApp) -> ASGIApp:
+    """Takes X-Correlation-ID from the request (or mints one) and echoes it on the response."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(context.CORRELATION_HEADER.lower().encode())
+        context.correlation_id.set(incoming.decode()[:100] if incoming else None)
+        correlation = context.current_correlation_id()
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableScopeHeaders.from_message(message)[context.CORRELATION_HEADER] = correlation
+            await send(message)
+
+        await app(scope, receive, send_with_header)
+
+    return middleware
+
+
+def internal_token_guard(
+    expected: str | None,
+) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]:
+    """Internal APIs answer only callers presenting the shared token (when one is configured)."""
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        if expected is None or not connection.url.path.startswith("/internal/"):
+            return
+        presented = connection.headers.get(INTERNAL_TOKEN_HEADER, "")
+        if not hmac.compare_digest(presented.encode(), expected.encode()):
+            raise ProblemError(401, "internal_token_required", "Internal API", "A valid internal token is required.")
+
+    return guard
+
+
+class ProblemError(HTTPException):
+    """An RFC 9457 problem with a stable machine-readable code."""
+
+    def __init__(self, status: int, code: str, title: str, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(status_code=status, detail=detail or title)
+        self.code = code
+        self.title = title
+        self.members = extra
+
+
+def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    extra: dict[str, Any] = {}
+    if isinstance(exc, ProblemError):
+        status, code, title, detail = exc.status_code, exc.code, exc.title, exc.detail
+        extra = exc.members
+    elif isinstance(exc, HTTPException):
+        status, code, title, detail = exc.status_code, _code_for(exc.status_code), exc.detail, exc.detail
+        if exc.extra:
+            extra = {"errors": exc.extra}
+    else:
+        request.logger.exception("unhandled error")
+        status, code, title, detail = HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "Internal error", ""
+    body: dict[str, Any] = {"type": f"urn:visiopass:problem:{code}", "title": title, "status": status, "code": code}
+    if detail and detail != title:
+        body["detail"] = detail
+    body.update(extra)
+    body["instance"] = request.url.path
+    return Response(body, status_code=status, media_type="application/problem+json")
+
+
+def _code_for(status: int) -> str:
+    return {
+        400: "invalid_request",
+        401: "unauthenticated",
+        403: "forbidden",
+        404: "not_found",
+        405: "method_not_allowed",
+        409: "conflict",
+        429: "rate_limited",
+    }.get(status, f"http_{status}")
+
+
+class ServiceMetrics(PrometheusController):
+    path = "/metrics"
+
+
+def health_routes(checks: dict[str, ReadinessCheck]) -> list[Any]:
+    @get("/health/live", sync_to_thread=False, include_in_schema=False)
+    def live() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @get("/health/ready", include_in_schema=False)
+    async def ready() -> Response[dict[str, Any]]:
+        results: dict[str, str] = {}
+        for name, check in checks.items():
+            try:
+                await check()
+                results[name] = "ok"
+            except Exception as exc:
+                results[name] = f"unavailable: {type(exc).__name__}"
+        healthy = all(v == "ok" for v in results.values())
+        return Response(
+            {"status": "ok" if healthy else "unavailable", "checks": results},
+            status_code=200 if healthy else HTTP_503_SERVICE_UNAVAILABLE,
+        )
+
+    return [live, ready, ServiceMetrics]
+
+
+def prometheus_config(service: str) -> PrometheusConfig:
+    return PrometheusConfig(
+        app_name=service.replace("-", "_"), prefix="http", group_path=True, exclude=["/metrics", "/health"]
+    )
+
+
+__all__ = [
+    "Litestar",
+    "ProblemError",
+    "correlation_middleware",
+    "health_routes",
+    "problem_response",
+    "prometheus_config",
+]

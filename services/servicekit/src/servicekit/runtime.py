@@ -1,0 +1,212 @@
+"""A service process: database, migrations, Kafka broker, outbox relay, consumers and HTTP app, wired once."""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from typing import Any, Protocol
+
+import uvicorn
+from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from prometheus_client import REGISTRY
+from pydantic import SecretStr
+
+from contracts import TOPICS, Event
+from servicekit import migrations
+from servicekit.consumer import Consumer, DeadLetters, Handler
+from servicekit.db import Database
+from servicekit.http import (
+    correlation_middleware,
+    health_routes,
+    internal_token_guard,
+    problem_response,
+    prometheus_config,
+)
+from servicekit.kafka import ensure_topics
+from servicekit.logs import configure_logging
+from servicekit.outbox import Outbox, OutboxRelay
+from servicekit.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+STARTUP_TIMEOUT_SECONDS = 90.0
+
+
+class Service:
+    def __init__(self, settings: ServiceSettings, *, migrations_package: str | None) -> None:
+        self.settings = settings
+        self.name = settings.service_name
+        self.migrations_package = migrations_package
+        self.db = Database(settings.database_url)
+        self.outbox = Outbox(self.name)
+        self.broker = KafkaBroker(
+            settings.kafka_bootstrap_servers,
+            middlewares=[KafkaPrometheusMiddleware(registry=REGISTRY, app_name=self.name)],
+            logger=logging.getLogger(f"{self.name}.kafka"),
+        )
+        self.dead_letters = DeadLetters(settings.kafka_bootstrap_servers)
+        self.consumers: list[Consumer] = []
+        self.background: list[Callable[[], Awaitable[None]]] = []
+        self.relay = OutboxRelay(
+            settings.database_url,
+            settings.kafka_bootstrap_servers,
+            service=self.name,
+            poll_seconds=settings.relay_poll_seconds,
+            batch_size=settings.relay_batch_size,
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def consume(
+        self, topic: str, name: str, events: Collection[type[Event]] | None = None
+    ) -> Callable[[Handler], Handler]:
+        """Register a handler for `events` of `topic` (all of them when None), in consumer group service.name."""
+
+        def register(handler: Handler) -> Handler:
+            consumer = Consumer(
+                service=self.name,
+                name=name,
+                topic=topic,
+                handler=handler,
+                events=events,
+                db=self.db,
+                dead_letters=self.dead_letters,
+                max_attempts=self.settings.consumer_max_attempts,
+                backoff_seconds=self.settings.consumer_backoff_seconds,
+            )
+            consumer.subscribe(self.broker)
+            self.consumers.append(consumer)
+            return handler
+
+        return register
+
+    def run_in_background(self, loop: Callable[[], Awaitable[None]]) -> None:
+        self.background.append(loop)
+
+    async def start(self) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        await _until_ready("database", self.db.ping, deadline)
+        if self.migrations_package:
+            await migrations.upgrade(self.db, self.migrations_package)
+        topics = [name for topic in TOPICS.values() for name in (topic.name, topic.dlq)]
+        await _until_ready(
+            "kafka",
+            lambda: ensure_topics(
+                self.settings.kafka_bootstrap_servers,
+                topics,
+                self.settings.topic_partitions,
+                self.settings.topic_replication_factor,
+            ),
+            deadline,
+        )
+        await _until_ready("kafka broker", self.broker.start, deadline)
+        if self.settings.relay_enabled:
+            self._spawn(self.relay.run)
+        for loop in self.background:
+            self._spawn(loop)
+        log.info("%s started", self.name)
+
+    def _spawn(self, loop: Callable[[], Awaitable[None]]) -> None:
+        async def guarded() -> None:
+            await loop()
+
+        self._tasks.append(asyncio.create_task(guarded(), name=f"{self.name}:{loop}"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.broker.stop()
+        await self.dead_letters.close()
+        await self.db.dispose()
+
+    async def ready(self) -> None:
+        await self.db.ping()
+        if not await self.broker.ping(timeout=2.0):
+            raise ConnectionError("kafka unreachable")
+
+    def http_app(
+        self,
+        route_handlers: Sequence[Any],
+        *,
+        dependencies: dict[str, Any] | None = None,
+        title: str | None = None,
+    ) -> Litestar:
+        @contextlib.asynccontextmanager
+        async def lifespan(_: Litestar) -> AsyncIterator[None]:
+            await self.start()
+            try:
+                yield
+            finally:
+                await self.stop()
+
+        return build_http_app(
+            self.name,
+            [*route_handlers],
+            checks={"database": self.db.ping, "kafka": self._kafka_ready},
+            dependencies={"service": Provide(lambda: self, sync_to_thread=False), **(dependencies or {})},
+            lifespan=[lifespan],
+            title=title,
+            guards=[internal_token_guard(_secret(self.settings.internal_token))],
+        )
+
+    async def _kafka_ready(self) -> None:
+        if not await self.broker.ping(timeout=2.0):
+            raise ConnectionError("kafka unreachable")
+
+
+def build_http_app(
+    name: str,
+    route_handlers: list[Any],
+    *,
+    checks: dict[str, Callable[[], Awaitable[None]]],
+    dependencies: dict[str, Any] | None = None,
+    lifespan: list[Any] | None = None,
+    title: str | None = None,
+    **options: Any,
+) -> Litestar:
+    metrics = prometheus_config(name)
+    return Litestar(
+        route_handlers=[*route_handlers, *health_routes(checks)],
+        dependencies=dependencies or {},
+        lifespan=lifespan or [],
+        middleware=[correlation_middleware, metrics.middleware],
+        exception_handlers={Exception: problem_response},
+        openapi_config=OpenAPIConfig(title=title or f"Visiopass {name}", version="1.0.0"),
+        **options,
+    )
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+async def _until_ready(what: str, attempt: Callable[[], Awaitable[Any]], deadline: float) -> None:
+    delay = 0.25
+    while True:
+        try:
+            await attempt()
+            return
+        except Exception as exc:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} not ready in time: {exc!r}") from exc
+            log.info("waiting for %s: %r", what, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 3.0)
+
+
+class ProcessSettings(Protocol):
+    service_name: str
+    log_level: str
+    http_host: str
+    http_port: int
+
+
+def serve(app: Litestar, settings: ProcessSettings) -> None:
+    configure_logging(settings.service_name, settings.log_level)
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False)

@@ -1,0 +1,25 @@
+"""Settings every service shares; each service subclasses with its own env prefix (ACCOUNTS_, BILLING_, ...)."""
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SERVICE_", extra="ignore")
+
+    service_name: str = "service"
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5433/service"
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    log_level: str = "INFO"
+    topic_partitions: int = Field(3, description="partitions of the topics this service creates")
+    topic_replication_factor: int = 1
+    relay_enabled: bool = True
+    relay_poll_seconds: float = 2.0
+    relay_batch_size: int = 500
+    consumer_max_attempts: int = Field(3, description="attempts before a failing event goes to the DLQ")
+    consumer_backoff_seconds: float = 0.2
+    internal_token: SecretStr | None = Field(
+        None, description="shared secret the gateway sends to internal APIs; unset = no check (local only)"
+    )

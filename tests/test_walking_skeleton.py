@@ -1,0 +1,87 @@
+"""The walking skeleton, through real processes: gateway -> accounts -> outbox -> Kafka -> notifier -> SMTP ->
+the link -> accounts -> AccountVerified on Kafka."""
+
+import re
+import uuid
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from contracts import decode
+from kit import records_with_keys, wait_for
+from mail import links_in, wait_for_mail
+
+pytestmark = pytest.mark.infra
+
+
+async def test_sign_up_mail_link_verifies_the_account(system, stack, kafka):
+    email = f"direction-{uuid.uuid4().hex[:8]}@lycee-test.fr"
+    correlation = f"test-{uuid.uuid4()}"
+    async with httpx.AsyncClient(base_url=system.url("gateway"), timeout=10) as gateway:
+        created = await gateway.post(
+            "/api/v1/accounts",
+            json={
+                "institution_name": "Lycée Victor Hugo",
+                "institution_kind": "school",
+                "contact_name": "Camille Martin",
+                "email": email,
+                "password": "correct horse battery staple",
+                "language": "fr",
+            },
+            headers={"X-Correlation-ID": correlation},
+        )
+        assert created.status_code == 201, created.text
+        assert created.headers["X-Correlation-ID"] == correlation
+        account_id = created.json()["account_id"]
+        assert created.json()["status"] == "pending_verification"
+
+        mail = await wait_for_mail(stack.mail_api, email)
+        assert "Lycée Victor Hugo" in mail["subject"]
+        assert "Camille Martin" in mail["text"]
+        [link] = [link for link in links_in(mail["text"]) if "/verify-email" in link]
+        assert link.startswith(system.url("gateway"))
+
+        page = await gateway.get(urlsplit(link).path + "?" + urlsplit(link).query)
+        assert page.status_code == 200
+        token = re.search(r'name="token" value="([^"]+)"', page.text).group(1)
+        confirmed = await gateway.post("/verify-email", data={"token": token})
+        assert confirmed.status_code == 200
+        assert "Adresse e-mail confirmée" in confirmed.text
+
+        again = await gateway.post("/api/v1/accounts/verification", json={"token": token})
+        assert again.status_code == 400
+        assert again.json()["code"] == "invalid_token"
+
+    async def verified_published() -> bool:
+        records = await records_with_keys(kafka, "accounts.account", [account_id])
+        return any(dict(r.headers)["ce_type"].endswith(b".AccountVerified.v1") for r in records)
+
+    await wait_for(verified_published, timeout=30, what="AccountVerified on accounts.account")
+    events = [
+        decode(r.topic, r.key, r.value, r.headers)
+        for r in await records_with_keys(kafka, "accounts.account", [account_id])
+    ]
+    assert [e.event.type for e in events] == ["AccountRegistered", "AccountVerified"]
+    assert events[0].correlation_id == correlation
+    assert all(e.source for e in events)
+
+
+async def test_a_second_sign_up_with_the_same_email_is_refused(system):
+    email = f"dup-{uuid.uuid4().hex[:8]}@entreprise-test.fr"
+    body = {
+        "institution_name": "ACME",
+        "institution_kind": "company",
+        "contact_name": "Alex Dupont",
+        "email": email,
+        "password": "a long enough passphrase",
+    }
+    async with httpx.AsyncClient(base_url=system.url("gateway"), timeout=10) as gateway:
+        assert (await gateway.post("/api/v1/accounts", json=body)).status_code == 201
+        second = await gateway.post("/api/v1/accounts", json={**body, "email": email.upper()})
+        assert second.status_code == 409
+        assert second.headers["content-type"].startswith("application/problem+json")
+        assert second.json()["code"] == "email_taken"
+        invalid = await gateway.post("/api/v1/accounts", json={**body, "email": "not-an-email"})
+        assert invalid.status_code == 400
+        assert invalid.json()["code"] == "invalid_request"
