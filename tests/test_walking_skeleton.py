@@ -64,7 +64,20 @@ async def test_sign_up_mail_link_verifies_the_account(system, stack, kafka):
     ]
     assert [e.event.type for e in events] == ["AccountRegistered", "AccountVerified"]
     assert events[0].correlation_id == correlation
-    assert all(e.source for e in events)
+    assert all(e.source == "/visiopass/accounts" for e in events)
+
+    notifier_log = (system.log_dir / "notifier.log").read_text()
+    assert f'"correlation_id": "{correlation}"' in notifier_log, "the consumer logs under the HTTP request's id"
+    assert "correct horse" not in notifier_log + (system.log_dir / "accounts.log").read_text()
+
+    async with httpx.AsyncClient(timeout=10) as client:
+        accounts_metrics = (await client.get(f"{system.url('accounts')}/metrics")).text
+        notifier_metrics = (await client.get(f"{system.url('notifier')}/metrics")).text
+    assert 'outbox_published_events_total{service="accounts"}' in accounts_metrics
+    assert "outbox_backlog_events" in accounts_metrics
+    assert "http_requests_total" in accounts_metrics
+    assert "faststream_received_messages_total" in notifier_metrics
+    assert 'consumer_events_total{consumer="account-mails"' in notifier_metrics
 
 
 async def test_a_second_sign_up_with_the_same_email_is_refused(system):

@@ -867,8 +867,8 @@ def _run_foreground(stack: Stack) -> int:
     try:
         stack.start()
         print("devstack: running; Ctrl-C stops everything", flush=True)
-        stop_event = threading.Event()
-        while not stop_event.wait(2.0):
+        while True:
+            time.sleep(2)
             dead = [name for name in COMPONENTS if stack._process(name) is None]
             if dead:
                 tails = "\n".join(stack._log_tails(name) for name in dead)

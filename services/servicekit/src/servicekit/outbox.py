@@ -9,6 +9,7 @@ event id (the inbox).
 import asyncio
 import json
 import logging
+import time
 import uuid
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
@@ -58,6 +59,9 @@ class Outbox:
         )
         return event_id
 
+
+PURGE_EVERY_SECONDS = 3600
+PUBLISHED_RETENTION_DAYS = 7  # published rows are kept a while for audit and replay by hand
 
 PublishedHook = Callable[[Sequence[asyncpg.Record]], Awaitable[None]]
 
@@ -115,8 +119,12 @@ class OutboxRelay:
                 request_timeout_ms=30_000,
             )
             await producer.start()
+            purged_at = 0.0
             try:
                 while True:
+                    if time.monotonic() - purged_at > PURGE_EVERY_SECONDS:
+                        await purge_published(conn, PUBLISHED_RETENTION_DAYS)
+                        purged_at = time.monotonic()
                     self._wake.clear()
                     if await self._publish_batch(conn, producer) < self.batch_size:
                         await self._measure(conn)
@@ -184,7 +192,7 @@ def _until_failure(results: Sequence[Any]) -> list[Any]:
     return prefix
 
 
-async def purge_published(conn: asyncpg.Connection, older_than_days: int = 7) -> int:
+async def purge_published(conn: asyncpg.Connection, older_than_days: int) -> int:
     status = await conn.execute(
         "DELETE FROM outbox WHERE published_at < now() - make_interval(days => $1)", older_than_days
     )
