@@ -15,8 +15,12 @@ def main() -> int:
     system = System(stack, log_dir=Path(stack.state_dir) / "service-logs")
 
     def request_stop(signum: int, _frame: object) -> None:
+        # A second Ctrl-C or SIGTERM (uv and make forward signals too) must not cut the clean stop short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise KeyboardInterrupt
 
+    signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     try:
         print("starting Kafka, PostgreSQL and the SMTP catcher ...", flush=True)
@@ -47,8 +51,6 @@ def main() -> int:
         print(f"make up failed: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         print("stopping ...", flush=True)
         system.stop()
         stack.stop()
