@@ -2,6 +2,7 @@
 `effects` table, so tests can count effects and check their order; and readers of what is on a topic."""
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -57,13 +58,13 @@ def recording_handler(keys: set[str]) -> Callable[[AsyncSession, Envelope], Awai
 async def start_consumer(
     db: Database, bootstrap: str, handler: Callable[[AsyncSession, Envelope], Awaitable[None]], **options: Any
 ) -> tuple[KafkaBroker, Consumer]:
-    broker = KafkaBroker(bootstrap)
+    broker = KafkaBroker(bootstrap, log_level=logging.DEBUG)
     consumer = Consumer(
         service="kit-test",
         name=f"test-{uuid.uuid4().hex[:8]}",
         topic=TOPIC,
         handler=handler,
-        events=None,
+        events=options.pop("events", None),
         db=db,
         dead_letters=DeadLetters(bootstrap),
         backoff_seconds=0.05,
@@ -75,6 +76,7 @@ async def start_consumer(
 
 
 async def stop_consumer(broker: KafkaBroker, consumer: Consumer) -> None:
+    await consumer.close()
     await broker.stop()
     await consumer.dead_letters.close()
 
@@ -124,7 +126,7 @@ async def caught_up(bootstrap: str, consumer: Consumer) -> bool:
         committed = await admin.list_consumer_group_offsets(f"{consumer.service}.{consumer.name}")
         partitions = await topic_partitions(bootstrap, consumer.topic)
         ends = await probe.end_offsets(partitions)
-        return all(tp in committed and committed[tp].offset >= end for tp, end in ends.items())
+        return all((committed[tp].offset if tp in committed else 0) >= end for tp, end in ends.items())
     finally:
         await probe.stop()
         await admin.close()

@@ -2,8 +2,9 @@
 
 Per message: a record that does not decode goes straight to `<topic>.dlq`; a handler error is retried
 in place with backoff up to `max_attempts`, then dead-lettered; an infrastructure error (database or
-network down) is not the message's fault, so the offset is not committed and the record is fetched again
-after a growing pause. FastStream's NACK_ON_ERROR policy seeks back on that raise and commits otherwise.
+network down) is not the message's fault, so the consumer seeks back and fetches the record again after a
+growing pause. Offsets are committed explicitly, only up to records already handled, in batches (every
+`commit_every` records or `commit_seconds`): a crash re-delivers at most one batch, which the inbox absorbs.
 """
 
 import asyncio
@@ -13,7 +14,7 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -75,6 +76,47 @@ class DeadLetters:
 
 
 @dataclass
+class OffsetCommitter:
+    """Commits the offsets of handled records only, after `every` records or `seconds`, whichever first."""
+
+    every: int = 100
+    seconds: float = 1.0
+    _pending: dict[TopicPartition, int] = field(default_factory=dict, init=False)
+    _consumer: AIOKafkaConsumer | None = field(default=None, init=False)
+    _since_commit: int = field(default=0, init=False)
+    _flusher: asyncio.Task[None] | None = field(default=None, init=False)
+
+    async def handled(self, consumer: AIOKafkaConsumer, record: ConsumerRecord[Any, Any]) -> None:
+        self._consumer = consumer
+        self._pending[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        self._since_commit += 1
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_periodically())
+        if self._since_commit >= self.every:
+            await self.commit()
+
+    async def commit(self) -> None:
+        if not self._pending or self._consumer is None:
+            return
+        offsets, self._pending, self._since_commit = self._pending, {}, 0
+        try:
+            await self._consumer.commit(offsets)
+        except KafkaError as exc:  # e.g. partitions revoked by a rebalance: their new owner re-reads them
+            log.warning("offset commit failed (%r); those records will be delivered again", exc)
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.seconds)
+            await self.commit()
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+        await self.commit()
+
+
+@dataclass
 class Consumer:
     """One subscription: a consumer group on one topic, handling some of its event types."""
 
@@ -87,19 +129,32 @@ class Consumer:
     dead_letters: DeadLetters
     max_attempts: int = 3
     backoff_seconds: float = 0.2
+    committer: OffsetCommitter = field(default_factory=OffsetCommitter)
     _infra_failures: int = field(default=0, init=False)
 
     def subscribe(self, broker: KafkaBroker) -> None:
         async def on_message(message: KafkaMessage) -> None:
-            await self.process(message.raw_message)
+            record = message.raw_message
+            assert isinstance(record, ConsumerRecord)
+            try:
+                await self.process(record)
+            except Exception:
+                await message.nack()  # seek back: the record is fetched again, nothing after it is committed
+                return
+            await self.committer.handled(message.consumer, record)
 
         broker.subscriber(
             self.topic,
             group_id=f"{self.service}.{self.name}",
             auto_offset_reset="earliest",
-            ack_policy=AckPolicy.NACK_ON_ERROR,
+            ack_policy=AckPolicy.MANUAL,
             max_poll_interval_ms=120_000,
+            fetch_max_wait_ms=100,
         )(on_message)
+
+    async def close(self) -> None:
+        """Commit what has been handled; call before the broker stops."""
+        await self.committer.close()
 
     async def process(self, record: ConsumerRecord[Any, Any]) -> None:
         try:

@@ -121,6 +121,8 @@ class Service:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        for consumer in self.consumers:
+            await consumer.close()
         await self.broker.stop()
         await self.dead_letters.close()
         await self.db.dispose()
