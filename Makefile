@@ -1,7 +1,8 @@
 # The two commands of the README: `make up` and `make test`. Everything else here serves them.
 SHELL := /bin/bash
 PYTHON ?= python3
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv from PATH, else the one pip installs into this Python (`make install` does that when neither exists).
+UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 RUN := $(UV) run --frozen
 
 .PHONY: up test install lint typecheck unit bench schemas asyncapi dlq-list clean
@@ -15,7 +16,7 @@ test: install lint
 	$(RUN) pytest -q -p no:cacheprovider
 
 install:
-	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || $(PYTHON) -m pip install --quiet --user uv || $(PYTHON) -m pip install --quiet uv
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	@$(UV) sync --frozen --quiet
 	@$(RUN) python deploy/local/devstack.py install
 
