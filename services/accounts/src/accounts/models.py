@@ -55,7 +55,7 @@ action_tokens = Table(
     Column("id", Uuid, primary_key=True),
     Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     Column("purpose", String(30), nullable=False),
-    Column("token_hash", String(64), nullable=False, unique=True, comment="sha256 of the token; never the token"),
+    Column("token_hash", String(64), nullable=False, unique=True),  # sha256 of the token, never the token
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("used_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),

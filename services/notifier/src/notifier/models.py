@@ -1,6 +1,20 @@
 """Tables of the notifier: the deliveries it owes and their log."""
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, UniqueConstraint, Uuid, func
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
@@ -9,11 +23,11 @@ deliveries = Table(
     "deliveries",
     metadata,
     Column("id", Uuid, primary_key=True),
-    Column("event_id", Uuid, nullable=False, comment="the event that asked for this mail"),
+    Column("event_id", Uuid, nullable=False),  # the event that asked for this mail
     Column("template", String(100), nullable=False),
     Column("language", String(2), nullable=False),
     Column("recipient", String(320), nullable=False),
-    Column("context", JSONB, comment="template variables; erased once sent since it may hold a link's secret"),
+    Column("context", JSONB),  # template variables; erased once sent, since they may hold a link's secret
     Column("status", String(10), nullable=False, server_default="pending"),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("last_error", Text),
@@ -21,4 +35,6 @@ deliveries = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("sent_at", DateTime(timezone=True)),
     UniqueConstraint("event_id", "template", "recipient", name="deliveries_once_per_event"),
+    CheckConstraint("status IN ('pending', 'sent', 'failed')", name="deliveries_status"),
+    Index("deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
 )

@@ -81,6 +81,11 @@ def install_kit_tables(connection: Connection) -> None:
         connection.exec_driver_sql(statement)
 
 
+def uninstall_kit_tables(connection: Connection) -> None:
+    for statement in ("DROP TABLE inbox", "DROP TABLE outbox", "DROP FUNCTION servicekit_outbox_notify()"):
+        connection.exec_driver_sql(statement)
+
+
 def libpq_dsn(database_url: str) -> str:
     """The plain postgresql:// form of a SQLAlchemy URL, for raw asyncpg connections."""
     return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)

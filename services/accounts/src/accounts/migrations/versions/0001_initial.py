@@ -6,7 +6,7 @@ Revises:
 
 import sqlalchemy as sa
 from alembic import op
-from servicekit.db import install_kit_tables
+from servicekit.db import install_kit_tables, uninstall_kit_tables
 
 revision = "0001"
 down_revision = None
@@ -57,6 +57,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("action_tokens", "memberships", "users", "institutions", "inbox", "outbox"):
+    for table in ("action_tokens", "memberships", "users", "institutions"):
         op.drop_table(table)
-    op.execute("DROP FUNCTION IF EXISTS servicekit_outbox_notify()")
+    uninstall_kit_tables(op.get_bind())

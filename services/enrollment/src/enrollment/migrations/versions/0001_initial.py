@@ -5,7 +5,7 @@ Revises:
 """
 
 from alembic import op
-from servicekit.db import install_kit_tables
+from servicekit.db import install_kit_tables, uninstall_kit_tables
 
 revision = "0001"
 down_revision = None
@@ -18,6 +18,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_table("inbox")
-    op.drop_table("outbox")
-    op.execute("DROP FUNCTION IF EXISTS servicekit_outbox_notify()")
+    uninstall_kit_tables(op.get_bind())

@@ -6,7 +6,7 @@ Revises:
 
 import sqlalchemy as sa
 from alembic import op
-from servicekit.db import install_kit_tables
+from servicekit.db import install_kit_tables, uninstall_kit_tables
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0001"
@@ -38,6 +38,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("deliveries", "inbox", "outbox"):
-        op.drop_table(table)
-    op.execute("DROP FUNCTION IF EXISTS servicekit_outbox_notify()")
+    op.drop_table("deliveries")
+    uninstall_kit_tables(op.get_bind())
