@@ -36,3 +36,15 @@ def test_the_message_has_text_and_html_alternatives():
     message = compose("Visiopass <no-reply@x.fr>", "a@b.fr", render("account_registered", "en", VARIABLES), "en")
     assert message.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
+
+
+def test_a_french_subject_survives_the_wire_intact():
+    from email import message_from_bytes
+    from email import policy as email_policy
+
+    from notifier.mailer import to_wire
+    from notifier.service import Rendered
+
+    subject = "Inscription confirmée : « Pronote avancé » ✓ pour le Lycée Victor Hugo de Saint-Étienne"
+    message = compose("Visiopass <no-reply@x.fr>", "a@b.fr", Rendered(subject, "texte", "<p>texte</p>"), "fr")
+    assert message_from_bytes(to_wire(message), policy=email_policy.default)["Subject"] == subject

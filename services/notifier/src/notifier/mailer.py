@@ -1,10 +1,20 @@
 """SMTP transport (aiosmtplib)."""
 
+from email import policy
 from email.message import EmailMessage
+from email.utils import getaddresses, parseaddr
 
 import aiosmtplib
 
 from notifier.settings import NotifierSettings
+
+# Python 3.11's header folding drops a space before some non-ASCII words when it wraps an encoded subject
+# (CPython gh-144156): fold only at RFC 5322's hard limit, which our subjects never reach.
+WIRE_POLICY = policy.SMTP.clone(max_line_length=998)
+
+
+def to_wire(message: EmailMessage) -> bytes:
+    return message.as_bytes(policy=WIRE_POLICY)
 
 
 class SmtpMailer:
@@ -14,7 +24,9 @@ class SmtpMailer:
     async def send(self, message: EmailMessage) -> None:
         s = self.settings
         await aiosmtplib.send(
-            message,
+            to_wire(message),
+            sender=parseaddr(str(message["From"]))[1],
+            recipients=[address for _, address in getaddresses(message.get_all("To", []))],
             hostname=s.smtp_host,
             port=s.smtp_port,
             username=s.smtp_username,
