@@ -1,12 +1,13 @@
 """Internal HTTP API of accounts (called by the gateway)."""
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from litestar import Controller, post
 from pydantic import BaseModel, EmailStr, Field, StringConstraints
 
+from accounts import credentials
 from accounts import service as accounts
 from accounts.settings import AccountsSettings
 from servicekit.http import ProblemError
@@ -36,6 +37,58 @@ class VerifyRequest(BaseModel):
 class VerifyResponse(BaseModel):
     account_id: uuid.UUID
     status: Literal["verified"] = "verified"
+
+
+class LoginRequest(BaseModel):
+    email: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=320)]
+    password: Annotated[str, Field(min_length=1, max_length=1024)]
+    source: Annotated[str, StringConstraints(min_length=1, max_length=100)] = Field(
+        description="the client's address as seen by the gateway, for per-source throttling"
+    )
+
+
+class IdentityResponse(BaseModel):
+    user_id: uuid.UUID
+    email: str
+    name: str
+    email_verified: bool
+    token_version: int
+    is_organiser: bool
+    memberships: dict[uuid.UUID, Literal["manager", "member"]]
+
+
+class TokenVersion(BaseModel):
+    token_version: int
+
+
+class SessionsController(Controller):
+    path = "/internal"
+
+    @post("/sessions", status_code=200, summary="Check credentials (throttled); the gateway issues the session")
+    async def login(self, data: LoginRequest, service: Service) -> IdentityResponse:
+        async with service.db.transaction() as session:
+            outcome = await credentials.login(session, data.email, data.password, data.source, datetime.now(UTC))
+        if isinstance(outcome, credentials.Refused):
+            if outcome.reason == "too_many_attempts":
+                seconds = int(outcome.retry_after.total_seconds()) + 1 if outcome.retry_after else 60
+                raise ProblemError(
+                    429,
+                    "too_many_attempts",
+                    "Too many failed attempts",
+                    f"Too many failed attempts: try again in {(seconds + 59) // 60} minute(s).",
+                    retry_after=seconds,
+                )
+            raise ProblemError(401, "invalid_credentials", "Invalid email or password")
+        return IdentityResponse(**vars(outcome))
+
+    @post("/users/{user_id:uuid}/logout-everywhere", status_code=200, summary="Invalidate every session")
+    async def log_out_everywhere(self, user_id: uuid.UUID, service: Service) -> TokenVersion:
+        try:
+            async with service.db.transaction() as session:
+                version = await credentials.log_out_everywhere(session, user_id)
+        except LookupError as exc:
+            raise ProblemError(404, "not_found", "Not found") from exc
+        return TokenVersion(token_version=version)
 
 
 class AccountsController(Controller):

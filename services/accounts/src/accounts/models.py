@@ -1,6 +1,7 @@
 """Tables of the accounts service (its own database); outbox and inbox come from servicekit."""
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -10,7 +11,9 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     Uuid,
+    false,
     func,
     text,
 )
@@ -24,6 +27,11 @@ institutions = Table(
     Column("name", String(200), nullable=False),
     Column("kind", String(20), CheckConstraint("kind IN ('school', 'company', 'other')"), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("identifier", String(20)),  # UAI of a school, SIRET of a company; unique
+    Column("city", String(100)),
+    Column("postal_address", Text),
+    Column("closed_at", DateTime(timezone=True)),
+    Index("institutions_identifier_unique", "identifier", unique=True),
 )
 
 users = Table(
@@ -37,6 +45,7 @@ users = Table(
     Column("email_verified_at", DateTime(timezone=True)),
     Column("token_version", Integer, nullable=False, server_default="0"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("is_organiser", Boolean, nullable=False, server_default=false()),
     Index("users_email_unique", text("lower(email)"), unique=True),
 )
 
@@ -59,4 +68,13 @@ action_tokens = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("used_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+login_throttle = Table(
+    "login_throttle",
+    metadata,
+    Column("key", String(200), primary_key=True),  # "user:<id>" or "ip:<address>"
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("window_started_at", DateTime(timezone=True), nullable=False),
+    Column("locked_until", DateTime(timezone=True)),
 )

@@ -7,16 +7,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from argon2 import PasswordHasher
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from accounts.credentials import hash_password
 from accounts.models import action_tokens, institutions, memberships, users
 from contracts.events.accounts import AccountRegistered, AccountVerified
 from servicekit.outbox import Outbox
-
-password_hasher = PasswordHasher()  # argon2id, argon2-cffi's RFC 9106 low-memory profile
 
 VERIFY_EMAIL = "verify_email"
 
@@ -68,7 +66,7 @@ async def sign_up(session: AsyncSession, outbox: Outbox, form: SignUp, *, verifi
                 id=user_id,
                 email=email,
                 name=form.contact_name,
-                password_hash=password_hasher.hash(form.password),
+                password_hash=await hash_password(form.password),
                 language=form.language,
             )
         )
