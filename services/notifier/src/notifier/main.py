@@ -3,7 +3,7 @@
 import asyncio
 import logging
 
-from contracts.events.accounts import AccountRegistered
+from contracts.events.accounts import AccountRegistered, MemberInvited, PasswordResetRequested
 from notifier import service as notifier
 from notifier.handlers import account_handlers
 from notifier.mailer import SmtpMailer
@@ -14,7 +14,11 @@ log = logging.getLogger(__name__)
 
 settings = NotifierSettings()
 service = Service(settings, migrations_package="notifier")
-service.consume("accounts.account", "account-mails", events=[AccountRegistered])(account_handlers(settings))
+service.consume(
+    "accounts.account",
+    "account-mails",
+    events=[AccountRegistered, PasswordResetRequested, MemberInvited],  # keep in step with ACCOUNT_MAILS
+)(account_handlers(settings))
 mailer = SmtpMailer(settings)
 
 
