@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from contracts import decode
+from identifiers import new_siret, new_uai
 from kit import records_with_keys, wait_for
 from mail import links_in, wait_for_mail
 
@@ -24,9 +25,10 @@ async def test_sign_up_mail_link_verifies_the_account(system, stack, kafka):
             json={
                 "institution_name": "Lycée Victor Hugo",
                 "institution_kind": "school",
+                "institution_identifier": new_uai(),
                 "contact_name": "Camille Martin",
                 "email": email,
-                "password": "correct horse battery staple",
+                "password": "violet tramway under nineteen lanterns",
                 "language": "fr",
             },
             headers={"X-Correlation-ID": correlation},
@@ -85,16 +87,29 @@ async def test_a_second_sign_up_with_the_same_email_is_refused(system):
     body = {
         "institution_name": "ACME",
         "institution_kind": "company",
+        "institution_identifier": new_siret(),
         "contact_name": "Alex Dupont",
         "email": email,
-        "password": "a long enough passphrase",
+        "password": "quiet otters juggle amber kites",
     }
     async with httpx.AsyncClient(base_url=system.url("gateway"), timeout=10) as gateway:
         assert (await gateway.post("/api/v1/accounts", json=body)).status_code == 201
-        second = await gateway.post("/api/v1/accounts", json={**body, "email": email.upper()})
+        second = await gateway.post(
+            "/api/v1/accounts", json={**body, "email": email.upper(), "institution_identifier": new_siret()}
+        )
         assert second.status_code == 409
         assert second.headers["content-type"].startswith("application/problem+json")
         assert second.json()["code"] == "email_taken"
+        same_company = await gateway.post("/api/v1/accounts", json={**body, "email": f"other-{email}"})
+        assert same_company.status_code == 409
+        assert same_company.json()["code"] == "institution_exists"
+        assert email not in same_company.text, "the existing manager's email is never revealed"
+        weak = await gateway.post(
+            "/api/v1/accounts",
+            json={**body, "email": f"w-{email}", "institution_identifier": new_siret(), "password": "motdepasse2024"},
+        )
+        assert weak.status_code == 400
+        assert (weak.json()["code"], weak.json()["field"]) == ("password_common", "password")
         invalid = await gateway.post("/api/v1/accounts", json={**body, "email": "not-an-email"})
         assert invalid.status_code == 400
         assert invalid.json()["code"] == "invalid_request"

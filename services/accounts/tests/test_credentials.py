@@ -7,26 +7,18 @@ import pytest
 
 from accounts import service as accounts
 from accounts.credentials import PER_EMAIL, PER_SOURCE, Identity, Refused, log_out_everywhere, login
+from identifiers import new_uai
 from servicekit.db import Database
-from servicekit.migrations import upgrade
 from servicekit.outbox import Outbox
 
 pytestmark = pytest.mark.infra
 
-PASSWORD = "correct horse battery staple"
+PASSWORD = "violet tramway under nineteen lanterns"
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-async def db(fresh_database):
-    database = Database(fresh_database)
-    await upgrade(database, "accounts")
-    yield database
-    await database.dispose()
-
-
 async def sign_up(db: Database, email: str) -> uuid.UUID:
-    form = accounts.SignUp("Lycée Test", "school", "Camille Martin", email, PASSWORD)
+    form = accounts.SignUp("Lycée Test", "school", "Camille Martin", email, PASSWORD, institution_identifier=new_uai())
     async with db.transaction() as session:
         return await accounts.sign_up(session, Outbox("accounts"), form, verification_ttl=timedelta(hours=48))
 

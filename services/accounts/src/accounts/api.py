@@ -21,8 +21,13 @@ class SignUpRequest(BaseModel):
     institution_kind: Literal["school", "company", "other"]
     contact_name: Name
     email: EmailStr
-    password: Annotated[str, Field(min_length=12, max_length=1024)]
+    password: Annotated[str, Field(min_length=1, max_length=1024)]
     language: Literal["fr", "en"] = "fr"
+    institution_identifier: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        None, description="UAI (7 digits + check letter) for a school, SIRET (14 digits) for a company"
+    )
+    city: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
+    postal_address: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
 
 
 class SignUpResponse(BaseModel):
@@ -106,6 +111,16 @@ class AccountsController(Controller):
                     accounts.SignUp(**data.model_dump()),
                     verification_ttl=timedelta(hours=settings.verification_ttl_hours),
                 )
+        except accounts.InvalidField as exc:
+            raise ProblemError(400, exc.failure.code, "Invalid sign-up", exc.failure.message, field=exc.field) from exc
+        except accounts.InstitutionExists as exc:
+            raise ProblemError(
+                409,
+                exc.code,
+                "Institution already registered",
+                "This institution already has a Visiopass account. Ask its account manager to add you as a "
+                "manager; if you cannot reach them, write to support, who will forward your request to them.",
+            ) from exc
         except accounts.EmailTaken as exc:
             raise ProblemError(
                 409, exc.code, "Email already registered", "An account already uses this email address."

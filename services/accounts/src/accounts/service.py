@@ -13,6 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts.credentials import hash_password
 from accounts.models import action_tokens, institutions, memberships, users
+from accounts.validators import (
+    ValidationFailure,
+    check_password,
+    normalise_email,
+    validate_institution_identifier,
+)
 from contracts.events.accounts import AccountRegistered, AccountVerified
 from servicekit.outbox import Outbox
 
@@ -31,6 +37,19 @@ class InvalidToken(AccountsError):
     code = "invalid_token"
 
 
+class InstitutionExists(AccountsError):
+    code = "institution_exists"
+
+
+class InvalidField(AccountsError):
+    """A sign-up field broke a rule; `failure.code` says which (e.g. uai_checksum, password_common)."""
+
+    def __init__(self, field: str, failure: ValidationFailure) -> None:
+        super().__init__(failure.message)
+        self.field = field
+        self.failure = failure
+
+
 @dataclass(frozen=True)
 class SignUp:
     institution_name: str
@@ -39,6 +58,26 @@ class SignUp:
     email: str
     password: str
     language: Literal["fr", "en"] = "fr"
+    institution_identifier: str | None = None  # UAI for a school, SIRET for a company
+    city: str | None = None
+    postal_address: str | None = None
+
+
+def _checked(form: SignUp) -> tuple[str, str | None]:
+    """The normalised email and identifier, once every rule holds."""
+    try:
+        email = normalise_email(form.email)
+    except ValidationFailure as exc:
+        raise InvalidField("email", exc) from exc
+    try:
+        check_password(form.password, email=email, names=[form.contact_name, form.institution_name])
+    except ValidationFailure as exc:
+        raise InvalidField("password", exc) from exc
+    try:
+        identifier = validate_institution_identifier(form.institution_kind, form.institution_identifier)
+    except ValidationFailure as exc:
+        raise InvalidField("institution_identifier", exc) from exc
+    return email, identifier
 
 
 def new_token() -> tuple[str, str]:
@@ -52,26 +91,32 @@ def token_digest(token: str) -> str:
 
 
 async def sign_up(session: AsyncSession, outbox: Outbox, form: SignUp, *, verification_ttl: timedelta) -> uuid.UUID:
-    email = form.email.strip()
+    email, identifier = _checked(form)
+    if identifier and await session.scalar(select(institutions.c.id).where(institutions.c.identifier == identifier)):
+        raise InstitutionExists
     taken = await session.scalar(select(users.c.id).where(func.lower(users.c.email) == email.lower()))
     if taken is not None:
         raise EmailTaken
     account_id, user_id = uuid.uuid4(), uuid.uuid4()
-    await session.execute(
-        insert(institutions).values(id=account_id, name=form.institution_name, kind=form.institution_kind)
-    )
+    password_hash = await hash_password(form.password)
     try:
         await session.execute(
-            insert(users).values(
-                id=user_id,
-                email=email,
-                name=form.contact_name,
-                password_hash=await hash_password(form.password),
-                language=form.language,
+            insert(institutions).values(
+                id=account_id,
+                name=form.institution_name,
+                kind=form.institution_kind,
+                identifier=identifier,
+                city=form.city,
+                postal_address=form.postal_address,
             )
         )
-    except IntegrityError as exc:  # a concurrent sign-up won the race for this email
-        raise EmailTaken from exc
+        await session.execute(
+            insert(users).values(
+                id=user_id, email=email, name=form.contact_name, password_hash=password_hash, language=form.language
+            )
+        )
+    except IntegrityError as exc:  # a concurrent sign-up won the race for this email or institution
+        raise InstitutionExists if "identifier" in str(exc.orig) else EmailTaken from exc
     await session.execute(insert(memberships).values(institution_id=account_id, user_id=user_id, role="manager"))
     token, digest = new_token()
     expires_at = datetime.now(UTC) + verification_ttl

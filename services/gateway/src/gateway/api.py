@@ -16,8 +16,13 @@ class SignUp(BaseModel):
     institution_kind: Literal["school", "company", "other"]
     contact_name: Name = Field(description="The account manager's name")
     email: EmailStr
-    password: Annotated[str, Field(min_length=12, max_length=1024)]
+    password: Annotated[str, Field(min_length=1, max_length=1024, description="12 characters or more; a passphrase")]
     language: Literal["fr", "en"] = "fr"
+    institution_identifier: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        None, description="UAI (7 digits + check letter) for a school, SIRET (14 digits) for a company"
+    )
+    city: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
+    postal_address: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
 
 
 class SignUpAccepted(BaseModel):

@@ -1,0 +1,76 @@
+"""Sign-up rules against a real PostgreSQL."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import text
+
+from accounts import service as accounts
+from identifiers import new_siret, new_uai
+from servicekit.outbox import Outbox
+
+pytestmark = pytest.mark.infra
+
+PASSWORD = "violet tramway under nineteen lanterns"
+
+
+async def sign_up(db, **changes):
+    fields = {
+        "institution_name": "Lycée Victor Hugo",
+        "institution_kind": "school",
+        "contact_name": "Camille Martin",
+        "email": "camille@lycee-hugo.fr",
+        "password": PASSWORD,
+        "institution_identifier": new_uai(),
+    } | changes
+    async with db.transaction() as session:
+        return await accounts.sign_up(
+            session, Outbox("accounts"), accounts.SignUp(**fields), verification_ttl=timedelta(hours=48)
+        )
+
+
+async def test_a_second_account_for_the_same_institution_is_refused(db):
+    uai = new_uai()
+    await sign_up(db, institution_identifier=uai)
+    with pytest.raises(accounts.InstitutionExists):
+        await sign_up(db, email="other@lycee-hugo.fr", institution_identifier=f" {uai[:3]} {uai[3:].lower()} ")
+    siret = new_siret()
+    await sign_up(db, email="a@acme.fr", institution_kind="company", institution_identifier=siret)
+    with pytest.raises(accounts.InstitutionExists):
+        await sign_up(db, email="b@acme.fr", institution_kind="company", institution_identifier=siret)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "code"),
+    [
+        ({"institution_identifier": None}, "institution_identifier", "uai_required"),
+        ({"institution_identifier": "0750652A"}, "institution_identifier", "uai_checksum"),
+        (
+            {"institution_kind": "company", "institution_identifier": "73282932000075"},
+            "institution_identifier",
+            "siret_checksum",
+        ),
+        ({"email": "camille@localhost"}, "email", "email_invalid"),
+        ({"password": "short one"}, "password", "password_too_short"),
+        ({"password": "Motdepasse2024!"}, "password", "password_common"),
+        ({"password": "camille martin is my password"}, "password", "password_personal"),
+    ],
+)
+async def test_each_rule_is_refused_with_its_code(db, changes, field, code):
+    if changes.get("institution_identifier") == "0750652A":
+        uai = new_uai()
+        changes = {"institution_identifier": uai[:7] + ("B" if uai[7] == "A" else "A")}
+    with pytest.raises(accounts.InvalidField) as refused:
+        await sign_up(db, **changes)
+    assert (refused.value.field, refused.value.failure.code) == (field, code)
+    async with db.engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM institutions")) == 0, "nothing half-stored"
+
+
+async def test_a_valid_sign_up_stores_the_normalised_email_and_identifier_and_one_event(db):
+    uai = new_uai()
+    await sign_up(db, email="Camille@LYCEE-HUGO.fr", institution_identifier=uai.lower())
+    async with db.engine.connect() as conn:
+        assert (await conn.execute(text("SELECT email FROM users"))).scalar() == "Camille@lycee-hugo.fr"
+        assert (await conn.execute(text("SELECT identifier FROM institutions"))).scalar() == uai
+        assert await conn.scalar(text("SELECT count(*) FROM outbox")) == 1
