@@ -46,8 +46,11 @@ async def test_sign_up_mail_link_verifies_the_account(system, stack, kafka):
 
         page = await gateway.get(urlsplit(link).path + "?" + urlsplit(link).query)
         assert page.status_code == 200
-        token = re.search(r'name="token" value="([^"]+)"', page.text).group(1)
-        confirmed = await gateway.post("/verify-email", data={"token": token})
+        form = hidden_fields(page.text)
+        token = form["token"]
+        forged = await gateway.post("/verify-email", data={"token": token})
+        assert forged.status_code == 403, "a form post without the CSRF token is refused"
+        confirmed = await gateway.post("/verify-email", data=form)
         assert confirmed.status_code == 200
         assert "Adresse e-mail confirmée" in confirmed.text
 
@@ -80,6 +83,51 @@ async def test_sign_up_mail_link_verifies_the_account(system, stack, kafka):
     assert "http_requests_total" in accounts_metrics
     assert "faststream_received_messages_total" in notifier_metrics
     assert 'consumer_events_total{consumer="account-mails"' in notifier_metrics
+
+
+def hidden_fields(html: str) -> dict[str, str]:
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html))
+
+
+async def test_forgotten_password_through_the_portal_and_the_mail(system, stack):
+    email = f"reset-{uuid.uuid4().hex[:8]}@college-test.fr"
+    body = {
+        "institution_name": "Collège Jean Moulin",
+        "institution_kind": "school",
+        "institution_identifier": new_uai(),
+        "contact_name": "Sam Leroy",
+        "email": email,
+        "password": "quiet otters juggle amber kites",
+        "language": "en",
+    }
+    async with httpx.AsyncClient(base_url=system.url("gateway"), timeout=10) as gateway:
+        assert (await gateway.post("/api/v1/accounts", json=body)).status_code == 201
+        unknown = await gateway.post("/api/v1/password-resets", json={"email": f"x{email}"})
+        known = await gateway.post("/api/v1/password-resets", json={"email": email})
+        assert (
+            (unknown.status_code, unknown.json()) == (known.status_code, known.json()) == (202, {"status": "accepted"})
+        )
+
+        mail = await wait_for_mail(stack.mail_api, email, subject_contains="password")
+        [link] = [link for link in mail["links"] if "/reset-password" in link]
+        page = await gateway.get(urlsplit(link).path + "?" + urlsplit(link).query)
+        weak = await gateway.post("/reset-password", data={**hidden_fields(page.text), "new_password": "password123"})
+        assert weak.status_code == 400
+        assert 'id="error"' in weak.text
+        done = await gateway.post(
+            "/reset-password", data={**hidden_fields(weak.text), "new_password": "seven copper herons over the loire"}
+        )
+        assert done.status_code == 200
+        assert 'id="done"' in done.text
+
+    headers = {"X-Internal-Token": system.internal_token}
+    async with httpx.AsyncClient(base_url=system.url("accounts"), timeout=10, headers=headers) as accounts:
+        login = {"email": email, "password": "seven copper herons over the loire", "source": "127.0.0.1"}
+        assert (await accounts.post("/internal/sessions", json=login)).status_code == 200
+        old = await accounts.post("/internal/sessions", json={**login, "password": body["password"]})
+        assert old.json()["code"] == "invalid_credentials"
+    notice = await wait_for_mail(stack.mail_api, email, subject_contains="changed")
+    assert "/forgot-password" in notice["text"]
 
 
 async def test_a_second_sign_up_with_the_same_email_is_refused(system):

@@ -27,6 +27,7 @@ class System:
     log_dir: Path
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     internal_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def url(self, name: str) -> str:
@@ -50,6 +51,7 @@ class System:
             }
         if name == "gateway":
             env["GATEWAY_ACCOUNTS_URL"] = self.url("accounts")
+            env["GATEWAY_SECRET_KEY"] = self.secret_key
         return env
 
     def start(self, names: tuple[str, ...] = tuple(DEFAULT_PORTS), timeout: float = 120) -> None:

@@ -12,6 +12,7 @@ from contracts.events.accounts import (
     AccountRegistered,
     AccountVerified,
     MemberInvited,
+    PasswordChanged,
     PasswordResetRequested,
 )
 from contracts.events.billing import (
@@ -83,6 +84,14 @@ _EXAMPLES: list[Event] = [
         language="fr",
         reset_token="rT7yB1nL5sD8fH4jP6cA0evKq3Xw9mZ2",
         expires_at=datetime(2025, 3, 10, 10, 0, tzinfo=UTC),
+    ),
+    PasswordChanged(
+        account_id=ACCOUNT_ID,
+        user_id=USER_ID,
+        email="claire.martin@example.fr",
+        language="fr",
+        changed_at=datetime(2025, 3, 10, 9, 20, tzinfo=UTC),
+        reason="reset",
     ),
     MemberInvited(
         account_id=ACCOUNT_ID,

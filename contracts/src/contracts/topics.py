@@ -43,6 +43,7 @@ TOPICS: dict[str, Topic] = {
                 accounts.AccountRegistered,
                 accounts.AccountVerified,
                 accounts.PasswordResetRequested,
+                accounts.PasswordChanged,
                 accounts.MemberInvited,
                 accounts.AccountClosed,
             ),

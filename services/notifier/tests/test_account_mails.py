@@ -11,6 +11,7 @@ from contracts.events.accounts import (
     AccountRegistered,
     AccountVerified,
     MemberInvited,
+    PasswordChanged,
     PasswordResetRequested,
 )
 from contracts.examples import example
@@ -31,6 +32,10 @@ INVITATION = {
     "institution_name": "Lycée <Jean> Moulin & Cie",
     "link": "http://127.0.0.1:8000/accept-invitation?token=abc&x=1",
     "expires_at": "17 mars 2025 10:00 UTC+1",
+}
+CHANGED = {
+    "changed_at": "10 mars 2025 10:20 UTC+1",
+    "link": "http://127.0.0.1:8000/forgot-password",
 }
 TEMPLATES = [("password_reset", RESET), ("member_invitation", INVITATION)]
 
@@ -92,6 +97,35 @@ def test_the_invitation_names_the_institution_and_escapes_html(language, subject
     assert "<Durand>" not in rendered.html and "<Jean>" not in rendered.html
 
 
+@pytest.mark.parametrize(
+    ("language", "greeting", "subject", "forgot", "support"),
+    [
+        ("fr", "Bonjour,", "Le mot de passe de votre compte Visiopass a été modifié", "Mot de passe oublié", "support"),
+        ("en", "Hello,", "Your Visiopass password was changed", "Forgot password", "support"),
+    ],
+)
+def test_the_password_changed_mail_gives_the_time_and_the_forgot_password_link(
+    language, greeting, subject, forgot, support
+):
+    rendered = render("password_changed", language, CHANGED)
+    assert rendered.subject == subject
+    assert rendered.text.startswith(greeting)
+    for part in (rendered.text, rendered.html):
+        assert CHANGED["changed_at"] in part
+        assert forgot in part
+        assert support in part
+    assert CHANGED["link"] in rendered.text, "the text part carries the raw link"
+    assert f'href="{CHANGED["link"]}"' in rendered.html
+    assert rendered.text.endswith("\n") and rendered.html.endswith("\n")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("missing", ["changed_at", "link"])
+def test_the_password_changed_mail_needs_each_variable(language, missing):
+    with pytest.raises(Exception, match=missing):
+        render("password_changed", language, {k: v for k, v in CHANGED.items() if k != missing})
+
+
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_a_subject_with_a_line_break_is_folded_onto_one_line(language):
     rendered = render("member_invitation", language, INVITATION | {"institution_name": "Lycée\nJean Moulin"})
@@ -130,6 +164,29 @@ def test_password_reset_requested_asks_for_the_reset_mail():
     )
 
 
+@pytest.mark.parametrize("reason", ["reset", "changed"])
+def test_password_changed_asks_for_the_notice_with_the_forgot_password_link(reason):
+    event = example(PasswordChanged).model_copy(update={"reason": reason})
+    assert account_mail(event, BASE_URL) == Mail(
+        template="password_changed",
+        language=event.language,
+        recipient=event.email,
+        variables={
+            "changed_at": local_datetime(event.changed_at, event.language),
+            "link": f"{BASE_URL}/forgot-password",
+        },
+    )
+
+
+def test_the_change_time_is_shown_in_paris_time_in_the_event_language():
+    event = example(PasswordChanged).model_copy(
+        update={"language": "en", "changed_at": datetime(2025, 7, 1, 8, 0, tzinfo=UTC)}
+    )
+    mail = account_mail(event, BASE_URL)
+    assert mail is not None
+    assert mail.variables["changed_at"].startswith("1 July 2025 10:00")
+
+
 def test_member_invited_asks_for_the_invitation_mail():
     event = example(MemberInvited)
     assert account_mail(event, BASE_URL) == Mail(
@@ -160,7 +217,7 @@ def test_other_accounts_events_ask_for_no_mail(model):
     assert account_mail(example(model), BASE_URL) is None
 
 
-@pytest.mark.parametrize("model", [AccountRegistered, PasswordResetRequested, MemberInvited])
+@pytest.mark.parametrize("model", [AccountRegistered, PasswordResetRequested, PasswordChanged, MemberInvited])
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_each_planned_mail_renders_with_its_variables(model, language):
     event = example(model).model_copy(update={"language": language})
@@ -177,7 +234,7 @@ def test_the_consumer_subscribes_exactly_to_the_events_that_make_a_mail():
 
     (consumer,) = [c for c in service.consumers if c.name == "account-mails"]
     assert consumer.topic == "accounts.account"
-    assert list(consumer.events) == [AccountRegistered, PasswordResetRequested, MemberInvited]
+    assert list(consumer.events) == [AccountRegistered, PasswordResetRequested, PasswordChanged, MemberInvited]
     assert set(consumer.events) == set(ACCOUNT_MAILS)
 
 
@@ -217,6 +274,28 @@ async def test_the_handler_plans_the_mail_under_the_event_id(planned):
     mail = account_mail(envelope.event, BASE_URL)
     assert mail is not None
     assert planned == [(session, {"event_id": envelope.id, **mail._asdict()})]
+
+
+async def test_the_handler_plans_the_password_changed_notice(planned):
+    handler = account_handlers(NotifierSettings(public_base_url=BASE_URL))
+    envelope = _envelope(example(PasswordChanged))
+    session = object()
+    await handler(session, envelope)
+    assert planned == [
+        (
+            session,
+            {
+                "event_id": envelope.id,
+                "template": "password_changed",
+                "language": "fr",
+                "recipient": "claire.martin@example.fr",
+                "variables": {
+                    "changed_at": local_datetime(envelope.event.changed_at, "fr"),
+                    "link": f"{BASE_URL}/forgot-password",
+                },
+            },
+        )
+    ]
 
 
 async def test_the_handler_does_nothing_for_an_event_without_mail(planned):

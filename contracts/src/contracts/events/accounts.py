@@ -51,6 +51,19 @@ class PasswordResetRequested(AccountEvent):
     expires_at: UtcDatetime = Field(description="When the reset token expires (UTC).")
 
 
+class PasswordChanged(AccountEvent):
+    """The password of a user was changed (after a reset or by the user); the owner is told by email."""
+
+    type: Literal["PasswordChanged"] = "PasswordChanged"
+    user_id: uuid.UUID = Field(description="Id of the user whose password was changed.")
+    email: Email = Field(description="Email address the notice is sent to.")
+    language: Language = Field(description="Language of the email.")
+    changed_at: UtcDatetime = Field(description="When the password was changed (UTC).")
+    reason: Literal["reset", "changed"] = Field(
+        description="How: `reset` through a reset link, `changed` by the signed-in user."
+    )
+
+
 class MemberInvited(AccountEvent):
     """The account manager invited a staff member to the institution's account."""
 

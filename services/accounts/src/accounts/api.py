@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from litestar import Controller, post
 from pydantic import BaseModel, EmailStr, Field, StringConstraints
 
-from accounts import credentials
+from accounts import credentials, recovery
 from accounts import service as accounts
 from accounts.settings import AccountsSettings
 from servicekit.http import ProblemError
@@ -94,6 +94,43 @@ class SessionsController(Controller):
         except LookupError as exc:
             raise ProblemError(404, "not_found", "Not found") from exc
         return TokenVersion(token_version=version)
+
+
+class ResetRequest(BaseModel):
+    email: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=320)]
+    source: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
+class ResetConfirmation(BaseModel):
+    token: Annotated[str, StringConstraints(min_length=10, max_length=200)]
+    new_password: Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class Accepted(BaseModel):
+    status: Literal["accepted"] = "accepted"
+
+
+class PasswordResetsController(Controller):
+    path = "/internal/password-resets"
+
+    @post("/", status_code=202, summary="Mail a reset link if the account exists; the answer is always the same")
+    async def request_reset(self, data: ResetRequest, service: Service) -> Accepted:
+        async with service.db.transaction() as session:
+            await recovery.request_reset(session, service.outbox, data.email, data.source, datetime.now(UTC))
+        return Accepted()
+
+    @post("/confirmation", status_code=200, summary="Set a new password with a reset link's token")
+    async def reset(self, data: ResetConfirmation, service: Service) -> Accepted:
+        try:
+            async with service.db.transaction() as session:
+                await recovery.reset_password(session, service.outbox, data.token, data.new_password, datetime.now(UTC))
+        except accounts.InvalidToken as exc:
+            raise ProblemError(
+                400, exc.code, "Invalid or expired link", "This reset link is invalid, used or expired."
+            ) from exc
+        except accounts.InvalidField as exc:
+            raise ProblemError(400, exc.failure.code, "Invalid password", exc.failure.message, field=exc.field) from exc
+        return Accepted()
 
 
 class AccountsController(Controller):

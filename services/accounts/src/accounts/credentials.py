@@ -4,6 +4,7 @@ too many lock that key for a while. Unknown and known emails are throttled and a
 import asyncio
 import hashlib
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -54,7 +55,7 @@ class Refused:
     retry_after: timedelta | None = None
 
 
-def _email_key(email: str) -> str:
+def email_key(email: str) -> str:
     return "email:" + hashlib.sha256(email.strip().lower().encode()).hexdigest()
 
 
@@ -73,21 +74,17 @@ async def login(
     per_source: ThrottlePolicy = PER_SOURCE,
 ) -> Identity | Refused:
     """Check the credentials; the caller commits whatever the outcome (failures are recorded)."""
-    keys = {_email_key(email): per_email, _source_key(source): per_source}
-    locked_until = await session.scalar(
-        select(func.max(login_throttle.c.locked_until)).where(
-            login_throttle.c.key.in_(keys), login_throttle.c.locked_until > now
-        )
-    )
+    keys = {email_key(email): per_email, _source_key(source): per_source}
+    locked_until = await is_locked(session, keys, now)
     if locked_until is not None:
         return Refused("too_many_attempts", locked_until - now)
     user = (await session.execute(select(users).where(func.lower(users.c.email) == email.strip().lower()))).first()
     if not await asyncio.to_thread(_password_matches, user.password_hash if user else None, password):
         for key, policy in keys.items():
-            await _record_failure(session, key, policy, now)
+            await record_attempt(session, key, policy, now)
         return Refused("invalid_credentials")
     assert user is not None
-    await session.execute(login_throttle.delete().where(login_throttle.c.key == _email_key(email)))
+    await session.execute(login_throttle.delete().where(login_throttle.c.key == email_key(email)))
     if password_hasher.check_needs_rehash(user.password_hash):
         await session.execute(
             update(users).where(users.c.id == user.id).values(password_hash=await hash_password(password))
@@ -113,7 +110,18 @@ def _password_matches(stored_hash: str | None, password: str) -> bool:
         return False
 
 
-async def _record_failure(session: AsyncSession, key: str, policy: ThrottlePolicy, now: datetime) -> None:
+async def is_locked(session: AsyncSession, keys: Iterable[str], now: datetime) -> datetime | None:
+    """Until when the most locked of `keys` stays locked, or None."""
+    locked_until: datetime | None = await session.scalar(
+        select(func.max(login_throttle.c.locked_until)).where(
+            login_throttle.c.key.in_(list(keys)), login_throttle.c.locked_until > now
+        )
+    )
+    return locked_until
+
+
+async def record_attempt(session: AsyncSession, key: str, policy: ThrottlePolicy, now: datetime) -> None:
+    """Count one attempt against `key`; the one that reaches the limit locks it for `policy.lockout`."""
     await session.execute(
         insert(login_throttle).values(key=key, failures=0, window_started_at=now).on_conflict_do_nothing()
     )

@@ -1,9 +1,11 @@
 """Wires the accounts service: settings, runtime (db, Kafka, outbox relay) and HTTP routes."""
 
-from accounts.api import AccountsController, SessionsController
+from accounts.api import AccountsController, PasswordResetsController, SessionsController
 from accounts.settings import AccountsSettings
 from servicekit.runtime import Service
 
 settings = AccountsSettings()
 service = Service(settings, migrations_package="accounts")
-app = service.http_app([AccountsController, SessionsController], title="Visiopass accounts (internal)")
+app = service.http_app(
+    [AccountsController, SessionsController, PasswordResetsController], title="Visiopass accounts (internal)"
+)

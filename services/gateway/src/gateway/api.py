@@ -3,7 +3,7 @@
 import uuid
 from typing import Annotated, Any, Literal
 
-from litestar import Controller, Response, post
+from litestar import Controller, Request, Response, post
 from pydantic import BaseModel, EmailStr, Field, StringConstraints
 
 from gateway.upstream import Upstream, relay
@@ -50,3 +50,32 @@ class AccountsApi(Controller):
     @post("/verification", status_code=200, summary="Confirm the account manager's email with the mailed token")
     async def verify(self, data: Verification, accounts: Upstream) -> Response[Any]:
         return relay(await accounts.call("POST", "/internal/accounts/verification", data.model_dump()))
+
+
+class ResetRequest(BaseModel):
+    email: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=320)]
+
+
+class ResetConfirmation(BaseModel):
+    token: Annotated[str, StringConstraints(min_length=10, max_length=200)]
+    new_password: Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class PasswordResetsApi(Controller):
+    path = "/api/v1/password-resets"
+    tags = ["accounts"]
+
+    @post("/", status_code=202, summary="Forgot password: mails a reset link if the account exists (same answer)")
+    async def request_reset(
+        self, data: ResetRequest, request: Request[Any, Any, Any], accounts: Upstream
+    ) -> Response[Any]:
+        body = {"email": data.email, "source": client_address(request)}
+        return relay(await accounts.call("POST", "/internal/password-resets/", body))
+
+    @post("/confirmation", status_code=200, summary="Set a new password with the mailed token")
+    async def reset(self, data: ResetConfirmation, accounts: Upstream) -> Response[Any]:
+        return relay(await accounts.call("POST", "/internal/password-resets/confirmation", data.model_dump()))
+
+
+def client_address(request: Request[Any, Any, Any]) -> str:
+    return request.client.host if request.client else "unknown"

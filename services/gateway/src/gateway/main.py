@@ -1,14 +1,16 @@
 """Wires the gateway: public API, portal pages, upstream clients, health and metrics."""
 
 import contextlib
+import secrets
 from collections.abc import AsyncIterator
 
 from litestar import Litestar
+from litestar.config.csrf import CSRFConfig
 from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.di import Provide
 from litestar.template import TemplateConfig
 
-from gateway.api import AccountsApi
+from gateway.api import AccountsApi, PasswordResetsApi
 from gateway.portal import TEMPLATES, Portal
 from gateway.settings import GatewaySettings
 from gateway.upstream import Upstream
@@ -29,10 +31,17 @@ async def lifespan(_: Litestar) -> AsyncIterator[None]:
 
 app = build_http_app(
     settings.service_name,
-    [AccountsApi, Portal],
+    [AccountsApi, PasswordResetsApi, Portal],
     checks={"accounts": accounts.ping},
     dependencies={"accounts": Provide(lambda: accounts, sync_to_thread=False)},
     lifespan=[lifespan],
     title="Visiopass public API",
     template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
+    # Portal forms only: the JSON API authenticates with tokens, not cookies, so CSRF does not apply to it.
+    csrf_config=CSRFConfig(
+        secret=settings.secret_key.get_secret_value() if settings.secret_key else secrets.token_urlsafe(32),
+        cookie_secure=False,  # plain HTTP on 127.0.0.1 locally; set behind TLS in deployment
+        cookie_httponly=True,
+        exclude=["/api/", "/health/", "/metrics", "/schema"],
+    ),
 )

@@ -12,3 +12,4 @@ class GatewaySettings(BaseSettings):
     accounts_url: str = "http://127.0.0.1:8101"
     internal_token: SecretStr | None = None
     upstream_timeout_seconds: float = 10.0
+    secret_key: SecretStr | None = None  # signs CSRF tokens; a random one per process when unset (local only)

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Envelope
 from contracts.base import Event
-from contracts.events.accounts import AccountRegistered, MemberInvited, PasswordResetRequested
+from contracts.events.accounts import AccountRegistered, MemberInvited, PasswordChanged, PasswordResetRequested
 from notifier import service as notifier
 from notifier.settings import NotifierSettings
 
@@ -47,6 +47,18 @@ def _password_reset_requested(event: PasswordResetRequested, public_base_url: st
     )
 
 
+def _password_changed(event: PasswordChanged, public_base_url: str) -> Mail:
+    return Mail(
+        template="password_changed",
+        language=event.language,
+        recipient=event.email,
+        variables={
+            "changed_at": notifier.local_datetime(event.changed_at, event.language),
+            "link": f"{public_base_url}/forgot-password",
+        },
+    )
+
+
 def _member_invited(event: MemberInvited, public_base_url: str) -> Mail:
     return Mail(
         template="member_invitation",
@@ -65,6 +77,7 @@ def _member_invited(event: MemberInvited, public_base_url: str) -> Mail:
 ACCOUNT_MAILS: dict[type[Event], Callable[[Any, str], Mail]] = {
     AccountRegistered: _account_registered,
     PasswordResetRequested: _password_reset_requested,
+    PasswordChanged: _password_changed,
     MemberInvited: _member_invited,
 }
 

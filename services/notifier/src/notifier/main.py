@@ -3,7 +3,7 @@
 import asyncio
 import logging
 
-from contracts.events.accounts import AccountRegistered, MemberInvited, PasswordResetRequested
+from contracts.events.accounts import AccountRegistered, MemberInvited, PasswordChanged, PasswordResetRequested
 from notifier import service as notifier
 from notifier.handlers import account_handlers
 from notifier.mailer import SmtpMailer
@@ -17,7 +17,12 @@ service = Service(settings, migrations_package="notifier")
 service.consume(
     "accounts.account",
     "account-mails",
-    events=[AccountRegistered, PasswordResetRequested, MemberInvited],  # keep in step with ACCOUNT_MAILS
+    events=[
+        AccountRegistered,
+        PasswordResetRequested,
+        PasswordChanged,
+        MemberInvited,
+    ],  # keep in step with ACCOUNT_MAILS
 )(account_handlers(settings))
 mailer = SmtpMailer(settings)
 
