@@ -161,3 +161,42 @@ async def test_a_second_sign_up_with_the_same_email_is_refused(system):
         invalid = await gateway.post("/api/v1/accounts", json={**body, "email": "not-an-email"})
         assert invalid.status_code == 400
         assert invalid.json()["code"] == "invalid_request"
+
+
+async def test_sessions_log_in_identify_and_log_out_everywhere(system):
+    email = f"session-{uuid.uuid4().hex[:8]}@college-test.fr"
+    password = "quiet otters juggle amber kites"
+    body = {
+        "institution_name": "Collège Session",
+        "institution_kind": "school",
+        "institution_identifier": new_uai(),
+        "contact_name": "Sam Leroy",
+        "email": email,
+        "password": password,
+    }
+    async with httpx.AsyncClient(base_url=system.url("gateway"), timeout=10) as gateway:
+        account_id = (await gateway.post("/api/v1/accounts", json=body)).json()["account_id"]
+        assert (await gateway.get("/api/v1/me")).json()["code"] == "unauthenticated"
+        wrong = await gateway.post("/api/v1/sessions", json={"email": email, "password": "not the password!"})
+        unknown = await gateway.post("/api/v1/sessions", json={"email": f"x{email}", "password": "not the password!"})
+        assert wrong.status_code == unknown.status_code == 401
+        assert wrong.json() == unknown.json()
+
+        created = await gateway.post("/api/v1/sessions", json={"email": email, "password": password})
+        assert created.status_code == 201
+        auth = {"Authorization": f"Bearer {created.json()['token']}"}
+        me = (await gateway.get("/api/v1/me", headers=auth)).json()
+        assert (me["email"], me["email_verified"], me["memberships"]) == (email, False, {account_id: "manager"})
+        tampered = {"Authorization": auth["Authorization"][:-2] + "xx"}
+        assert (await gateway.get("/api/v1/me", headers=tampered)).status_code == 401
+
+        assert (await gateway.post("/api/v1/sessions/logout-everywhere", headers=auth)).status_code == 204
+        ended = await gateway.get("/api/v1/me", headers=auth)
+        assert (ended.status_code, ended.json()["code"]) == (401, "session_expired")
+
+        for _ in range(5):  # the successful login above cleared the earlier failure
+            await gateway.post("/api/v1/sessions", json={"email": email, "password": "not the password!"})
+        locked = await gateway.post("/api/v1/sessions", json={"email": email, "password": password})
+        assert locked.status_code == 429
+        assert int(locked.headers["Retry-After"]) > 0
+        assert "minute" in locked.json()["detail"]

@@ -4,7 +4,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from litestar import Controller, post
+from litestar import Controller, get, post
 from pydantic import BaseModel, EmailStr, Field, StringConstraints
 
 from accounts import credentials, recovery
@@ -85,6 +85,14 @@ class SessionsController(Controller):
                 )
             raise ProblemError(401, "invalid_credentials", "Invalid email or password")
         return IdentityResponse(**vars(outcome))
+
+    @get("/users/{user_id:uuid}", summary="The current identity of a user (sessions check their token version)")
+    async def identity(self, user_id: uuid.UUID, service: Service) -> IdentityResponse:
+        async with service.db.transaction() as session:
+            identity = await credentials.identity_of(session, user_id)
+        if identity is None:
+            raise ProblemError(404, "not_found", "Not found")
+        return IdentityResponse(**vars(identity))
 
     @post("/users/{user_id:uuid}/logout-everywhere", status_code=200, summary="Invalidate every session")
     async def log_out_everywhere(self, user_id: uuid.UUID, service: Service) -> TokenVersion:

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -89,6 +90,15 @@ async def login(
         await session.execute(
             update(users).where(users.c.id == user.id).values(password_hash=await hash_password(password))
         )
+    return await _identity(session, user)
+
+
+async def identity_of(session: AsyncSession, user_id: uuid.UUID) -> Identity | None:
+    user = (await session.execute(select(users).where(users.c.id == user_id))).first()
+    return None if user is None else await _identity(session, user)
+
+
+async def _identity(session: AsyncSession, user: Any) -> Identity:
     roles = await session.execute(
         select(memberships.c.institution_id, memberships.c.role).where(memberships.c.user_id == user.id)
     )

@@ -3,9 +3,10 @@
 import uuid
 from typing import Annotated, Any, Literal
 
-from litestar import Controller, Request, Response, post
+from litestar import Controller, Request, Response, get, post
 from pydantic import BaseModel, EmailStr, Field, StringConstraints
 
+from gateway.sessions import Sessions
 from gateway.upstream import Upstream, relay
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -79,3 +80,42 @@ class PasswordResetsApi(Controller):
 
 def client_address(request: Request[Any, Any, Any]) -> str:
     return request.client.host if request.client else "unknown"
+
+
+class Credentials(BaseModel):
+    email: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=320)]
+    password: Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class SessionsApi(Controller):
+    path = "/api/v1/sessions"
+    tags = ["sessions"]
+
+    @post("/", status_code=201, summary="Log in: a session token for `Authorization: Bearer` (8 hours)")
+    async def log_in(
+        self, data: Credentials, request: Request[Any, Any, Any], accounts: Upstream, sessions: Sessions
+    ) -> Response[Any]:
+        body = {"email": data.email, "password": data.password, "source": client_address(request)}
+        response = await accounts.call("POST", "/internal/sessions", body)
+        if response.status_code != 200:
+            refused = relay(response)
+            if retry_after := response.json().get("retry_after"):
+                refused.headers["Retry-After"] = str(retry_after)
+            return refused
+        identity = response.json()
+        token = sessions.issue(uuid.UUID(identity["user_id"]), identity["token_version"])
+        expires_in = int(sessions.lifetime.total_seconds())
+        return Response({"token": token, "expires_in": expires_in, "identity": identity}, status_code=201)
+
+    @post("/logout-everywhere", status_code=204, summary="End every session of the caller, on every device")
+    async def log_out_everywhere(self, identity: dict[str, Any], accounts: Upstream) -> None:
+        await accounts.call("POST", f"/internal/users/{identity['user_id']}/logout-everywhere")
+
+
+class MeApi(Controller):
+    path = "/api/v1/me"
+    tags = ["sessions"]
+
+    @get("/", summary="Who the session belongs to: identity, verification state, roles per institution")
+    async def me(self, identity: dict[str, Any]) -> dict[str, Any]:
+        return identity
