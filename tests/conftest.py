@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from services import System
+from system import System
 
 TEST_PORTS = {
     "accounts": 28101,

@@ -200,3 +200,34 @@ async def test_sessions_log_in_identify_and_log_out_everywhere(system):
         assert locked.status_code == 429
         assert int(locked.headers["Retry-After"]) > 0
         assert "minute" in locked.json()["detail"]
+
+
+async def test_an_institution_never_sees_another_ones_profile(system):
+    async def signed_in(gateway, name):  # type: ignore[no-untyped-def]
+        email = f"{name}-{uuid.uuid4().hex[:8]}@lycee-test.fr"
+        password = "quiet otters juggle amber kites"
+        body = {
+            "institution_name": f"Lycée {name}",
+            "institution_kind": "school",
+            "institution_identifier": new_uai(),
+            "contact_name": "Sam Leroy",
+            "email": email,
+            "password": password,
+        }
+        account_id = (await gateway.post("/api/v1/accounts", json=body)).json()["account_id"]
+        token = (await gateway.post("/api/v1/sessions", json={"email": email, "password": password})).json()["token"]
+        return account_id, {"Authorization": f"Bearer {token}"}
+
+    async with httpx.AsyncClient(base_url=system.url("gateway"), timeout=10) as gateway:
+        a, as_a = await signed_in(gateway, "a")
+        b, _ = await signed_in(gateway, "b")
+        own = await gateway.patch(f"/api/v1/accounts/{a}/profile", json={"phone": "06 12 34 56 78"}, headers=as_a)
+        assert (own.status_code, own.json()["phone"]) == (200, "+33612345678")
+        for request in (
+            gateway.get(f"/api/v1/accounts/{b}/profile", headers=as_a),
+            gateway.patch(f"/api/v1/accounts/{b}/profile", json={"city": "Paris"}, headers=as_a),
+            gateway.get(f"/api/v1/accounts/{uuid.uuid4()}/profile", headers=as_a),
+        ):
+            response = await request
+            assert (response.status_code, response.json()["code"]) == (404, "not_found")
+        assert (await gateway.get(f"/api/v1/accounts/{a}/profile")).status_code == 401

@@ -16,7 +16,7 @@ VISIOPASS_PG_PORT, VISIOPASS_SMTP_PORT, VISIOPASS_MAIL_HTTP_PORT, VISIOPASS_CACH
 From Python (tests): ``Stack(state_dir, Ports(...), fast=True)``, then ``start()``/``stop()``. The
 children die with the Python process that started them (PR_SET_PDEATHSIG), except after
 ``Stack(..., detach=True).start()`` (the ``start`` command). ``spawn()`` starts any other long-lived
-child the same way (used for the services by deploy/local/services.py).
+child the same way (used for the services by deploy/local/system.py).
 """
 
 # ruff: noqa: S603  (a launcher: every command line is built here from fixed tools and our own paths)

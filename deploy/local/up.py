@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from devstack import Stack
-from services import System
+from system import System
 
 
 def main() -> int:

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "deploy" / "local"))
 
 import devstack  # noqa: E402
-from services import System  # noqa: E402
+from system import System  # noqa: E402
 
 PORTS = {"accounts": 38101, "billing": 38102, "catalogue": 38103, "enrollment": 38104, "notifier": 38105}
 

@@ -21,7 +21,7 @@ sys.path[:0] = [str(ROOT / "deploy" / "local"), str(ROOT / "tests")]
 
 import devstack  # noqa: E402
 from identifiers import new_uai  # noqa: E402
-from services import System  # noqa: E402
+from system import System  # noqa: E402
 
 PASSWORD = "violet tramway under nineteen lanterns"
 

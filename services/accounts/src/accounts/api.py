@@ -2,12 +2,13 @@
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from litestar import Controller, get, post
+from litestar import Controller, get, patch, post
+from litestar.params import Parameter
 from pydantic import BaseModel, EmailStr, Field, StringConstraints
 
-from accounts import credentials, recovery
+from accounts import credentials, profile, recovery
 from accounts import service as accounts
 from accounts.settings import AccountsSettings
 from servicekit.http import ProblemError
@@ -139,6 +140,47 @@ class PasswordResetsController(Controller):
         except accounts.InvalidField as exc:
             raise ProblemError(400, exc.failure.code, "Invalid password", exc.failure.message, field=exc.field) from exc
         return Accepted()
+
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+ActorId = Annotated[uuid.UUID, Parameter(header="X-Actor-Id", description="the user the gateway acts for")]
+
+
+class ProfileChanges(BaseModel):
+    name: Name | None = None
+    city: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
+    postal_address: Text | None = None
+    contact_name: Name | None = None
+    phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None = None
+    billing_address: Text | None = None
+    vat_number: Annotated[str, StringConstraints(strip_whitespace=True, max_length=30)] | None = None
+
+
+class ProfileController(Controller):
+    path = "/internal/accounts/{account_id:uuid}/profile"
+
+    @get("/", summary="An institution's profile, if the actor may see it")
+    async def read(self, account_id: uuid.UUID, actor_id: ActorId, service: Service) -> dict[str, Any]:
+        async with service.db.transaction() as session:
+            try:
+                return await profile.read_profile(session, await profile.actor(session, actor_id), account_id)
+            except profile.NotFound as exc:
+                raise ProblemError(404, "not_found", "Not found") from exc
+
+    @patch("/", summary="Edit an institution's profile (its managers only)")
+    async def edit(
+        self, account_id: uuid.UUID, actor_id: ActorId, data: ProfileChanges, service: Service
+    ) -> dict[str, Any]:
+        try:
+            async with service.db.transaction() as session:
+                who = await profile.actor(session, actor_id)
+                return await profile.edit_profile(session, who, account_id, data.model_dump(exclude_unset=True))
+        except profile.NotFound as exc:
+            raise ProblemError(404, "not_found", "Not found") from exc
+        except profile.Forbidden as exc:
+            raise ProblemError(403, "forbidden", "Forbidden", "Only the account's managers can edit it.") from exc
+        except accounts.InvalidField as exc:
+            raise ProblemError(400, exc.failure.code, "Invalid profile", exc.failure.message, field=exc.field) from exc
 
 
 class AccountsController(Controller):

@@ -31,6 +31,10 @@ institutions = Table(
     Column("city", String(100)),
     Column("postal_address", Text),
     Column("closed_at", DateTime(timezone=True)),
+    Column("contact_name", String(200)),
+    Column("phone", String(20)),  # E.164
+    Column("billing_address", Text),
+    Column("vat_number", String(20)),  # printed on invoices by billing
     Index("institutions_identifier_unique", "identifier", unique=True),
 )
 

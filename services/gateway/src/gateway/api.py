@@ -3,7 +3,7 @@
 import uuid
 from typing import Annotated, Any, Literal
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, get, patch, post
 from pydantic import BaseModel, EmailStr, Field, StringConstraints
 
 from gateway.sessions import Sessions
@@ -40,6 +40,16 @@ class Verified(BaseModel):
     status: Literal["verified"]
 
 
+class ProfileChanges(BaseModel):
+    name: Name | None = None
+    city: Annotated[str, StringConstraints(max_length=100)] | None = None
+    postal_address: Annotated[str, StringConstraints(max_length=500)] | None = None
+    contact_name: Name | None = None
+    phone: Annotated[str, StringConstraints(max_length=64)] | None = Field(None, description="French or E.164 number")
+    billing_address: Annotated[str, StringConstraints(max_length=500)] | None = None
+    vat_number: Annotated[str, StringConstraints(max_length=30)] | None = Field(None, description="EU VAT number")
+
+
 class AccountsApi(Controller):
     path = "/api/v1/accounts"
     tags = ["accounts"]
@@ -47,6 +57,19 @@ class AccountsApi(Controller):
     @post("/", status_code=201, summary="Open an institution's account", responses=None)
     async def sign_up(self, data: SignUp, accounts: Upstream) -> Response[Any]:
         return relay(await accounts.call("POST", "/internal/accounts/", data.model_dump(mode="json")))
+
+    @get("/{account_id:uuid}/profile", summary="The institution's profile (its members and organisers)")
+    async def profile(self, account_id: uuid.UUID, identity: dict[str, Any], accounts: Upstream) -> Response[Any]:
+        path = f"/internal/accounts/{account_id}/profile"
+        return relay(await accounts.call("GET", path, actor=identity["user_id"]))
+
+    @patch("/{account_id:uuid}/profile", summary="Edit the institution's profile (its managers)")
+    async def edit_profile(
+        self, account_id: uuid.UUID, data: ProfileChanges, identity: dict[str, Any], accounts: Upstream
+    ) -> Response[Any]:
+        path = f"/internal/accounts/{account_id}/profile"
+        changes = data.model_dump(exclude_unset=True)
+        return relay(await accounts.call("PATCH", path, changes, actor=identity["user_id"]))
 
     @post("/verification", status_code=200, summary="Confirm the account manager's email with the mailed token")
     async def verify(self, data: Verification, accounts: Upstream) -> Response[Any]:

@@ -15,11 +15,13 @@ class Upstream:
         self.name = name
         self.client = httpx.AsyncClient(base_url=base_url, timeout=timeout, headers=headers)
 
-    async def call(self, method: str, path: str, json: Any = None) -> httpx.Response:
+    async def call(self, method: str, path: str, json: Any = None, *, actor: str | None = None) -> httpx.Response:
+        """`actor`: the authenticated user the call is made for (internal APIs authorise on it)."""
+        headers = {context.CORRELATION_HEADER: context.current_correlation_id()}
+        if actor is not None:
+            headers["X-Actor-Id"] = actor
         try:
-            return await self.client.request(
-                method, path, json=json, headers={context.CORRELATION_HEADER: context.current_correlation_id()}
-            )
+            return await self.client.request(method, path, json=json, headers=headers)
         except httpx.HTTPError as exc:
             raise ProblemError(
                 503, "upstream_unavailable", "Service temporarily unavailable", f"{self.name} did not answer"
