@@ -163,7 +163,7 @@ async def test_a_second_sign_up_with_the_same_email_is_refused(system):
         assert invalid.json()["code"] == "invalid_request"
 
 
-async def test_sessions_log_in_identify_and_log_out_everywhere(system):
+async def test_sessions_log_in_identify_and_log_out_everywhere(system, stack):
     email = f"session-{uuid.uuid4().hex[:8]}@college-test.fr"
     password = "quiet otters juggle amber kites"
     body = {
@@ -177,6 +177,9 @@ async def test_sessions_log_in_identify_and_log_out_everywhere(system):
     async with httpx.AsyncClient(base_url=system.url("gateway"), timeout=10) as gateway:
         account_id = (await gateway.post("/api/v1/accounts", json=body)).json()["account_id"]
         assert (await gateway.get("/api/v1/me")).json()["code"] == "unauthenticated"
+        resent = await gateway.post("/api/v1/accounts/verification/resend", json={"email": email})
+        assert (resent.status_code, resent.json()) == (202, {"status": "accepted"})
+        await wait_for_mail(stack.mail_api, email, subject_contains="nouveau lien")
         wrong = await gateway.post("/api/v1/sessions", json={"email": email, "password": "not the password!"})
         unknown = await gateway.post("/api/v1/sessions", json={"email": f"x{email}", "password": "not the password!"})
         assert wrong.status_code == unknown.status_code == 401

@@ -14,6 +14,7 @@ from contracts.events.accounts import (
     MemberInvited,
     PasswordChanged,
     PasswordResetRequested,
+    VerificationLinkRequested,
 )
 from contracts.events.billing import (
     InvoiceIssued,
@@ -84,6 +85,15 @@ _EXAMPLES: list[Event] = [
         language="fr",
         reset_token="rT7yB1nL5sD8fH4jP6cA0evKq3Xw9mZ2",
         expires_at=datetime(2025, 3, 10, 10, 0, tzinfo=UTC),
+    ),
+    VerificationLinkRequested(
+        account_id=ACCOUNT_ID,
+        user_id=USER_ID,
+        contact_name="Claire Martin",
+        email="claire.martin@example.fr",
+        language="fr",
+        verification_token="nW2rT7yB1nL5sD8fH4jP6cA0evKq3Xw9",
+        expires_at=datetime(2025, 3, 12, 9, 0, tzinfo=UTC),
     ),
     PasswordChanged(
         account_id=ACCOUNT_ID,

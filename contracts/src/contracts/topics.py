@@ -42,6 +42,7 @@ TOPICS: dict[str, Topic] = {
             events=(
                 accounts.AccountRegistered,
                 accounts.AccountVerified,
+                accounts.VerificationLinkRequested,
                 accounts.PasswordResetRequested,
                 accounts.PasswordChanged,
                 accounts.MemberInvited,

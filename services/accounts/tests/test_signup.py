@@ -1,6 +1,7 @@
 """Sign-up rules against a real PostgreSQL."""
 
-from datetime import timedelta
+import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
@@ -74,3 +75,34 @@ async def test_a_valid_sign_up_stores_the_normalised_email_and_identifier_and_on
         assert (await conn.execute(text("SELECT email FROM users"))).scalar() == "Camille@lycee-hugo.fr"
         assert (await conn.execute(text("SELECT identifier FROM institutions"))).scalar() == uai
         assert await conn.scalar(text("SELECT count(*) FROM outbox")) == 1
+
+
+async def resend(db, email, now):
+    async with db.transaction() as session:
+        await accounts.resend_verification(
+            session, Outbox("accounts"), email, "192.0.2.1", now, verification_ttl=timedelta(hours=48)
+        )
+
+
+async def outbox_events(db, event_type):
+    async with db.engine.connect() as conn:
+        values = (await conn.execute(text("SELECT value FROM outbox ORDER BY id"))).scalars()
+        return [event for event in map(json.loads, values) if event["type"] == event_type]
+
+
+async def test_a_new_verification_link_voids_the_old_one_and_is_silently_limited(db):
+    await sign_up(db)
+    [registered] = await outbox_events(db, "AccountRegistered")
+    now = datetime.now(UTC)
+    await resend(db, "nobody@lycee-hugo.fr", now)
+    for minute in range(5):
+        await resend(db, "camille@lycee-hugo.fr", now + timedelta(minutes=minute))
+    links = await outbox_events(db, "VerificationLinkRequested")
+    assert len(links) == accounts.RESENDS_PER_EMAIL.max_failures
+    with pytest.raises(accounts.InvalidToken):
+        async with db.transaction() as session:
+            await accounts.verify_email(session, Outbox("accounts"), registered["verification_token"])
+    async with db.transaction() as session:
+        await accounts.verify_email(session, Outbox("accounts"), links[-1]["verification_token"])
+    await resend(db, "camille@lycee-hugo.fr", now + timedelta(hours=3))
+    assert len(await outbox_events(db, "VerificationLinkRequested")) == len(links), "verified: nothing more to send"

@@ -217,7 +217,7 @@ def test_other_accounts_events_ask_for_no_mail(model):
     assert account_mail(example(model), BASE_URL) is None
 
 
-@pytest.mark.parametrize("model", [AccountRegistered, PasswordResetRequested, PasswordChanged, MemberInvited])
+@pytest.mark.parametrize("model", list(ACCOUNT_MAILS))
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_each_planned_mail_renders_with_its_variables(model, language):
     event = example(model).model_copy(update={"language": language})
@@ -234,7 +234,6 @@ def test_the_consumer_subscribes_exactly_to_the_events_that_make_a_mail():
 
     (consumer,) = [c for c in service.consumers if c.name == "account-mails"]
     assert consumer.topic == "accounts.account"
-    assert list(consumer.events) == [AccountRegistered, PasswordResetRequested, PasswordChanged, MemberInvited]
     assert set(consumer.events) == set(ACCOUNT_MAILS)
 
 

@@ -51,6 +51,20 @@ class PasswordResetRequested(AccountEvent):
     expires_at: UtcDatetime = Field(description="When the reset token expires (UTC).")
 
 
+class VerificationLinkRequested(AccountEvent):
+    """A new email verification link was issued (the first one was lost or expired); older links are void."""
+
+    type: Literal["VerificationLinkRequested"] = "VerificationLinkRequested"
+    user_id: uuid.UUID = Field(description="Id of the user whose address awaits verification.")
+    contact_name: NonEmptyStr = Field(description="Full name of the user, for the greeting.")
+    email: Email = Field(description="Email address to verify, where the link is sent.")
+    language: Language = Field(description="Language of the email.")
+    verification_token: NonEmptyStr = Field(
+        description="Raw single-use verification token the notifier puts in the verification link."
+    )
+    expires_at: UtcDatetime = Field(description="When the verification token expires (UTC).")
+
+
 class PasswordChanged(AccountEvent):
     """The password of a user was changed (after a reset or by the user); the owner is told by email."""
 

@@ -105,7 +105,7 @@ class SessionsController(Controller):
         return TokenVersion(token_version=version)
 
 
-class ResetRequest(BaseModel):
+class EmailRequest(BaseModel):
     email: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=320)]
     source: Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
@@ -123,7 +123,7 @@ class PasswordResetsController(Controller):
     path = "/internal/password-resets"
 
     @post("/", status_code=202, summary="Mail a reset link if the account exists; the answer is always the same")
-    async def request_reset(self, data: ResetRequest, service: Service) -> Accepted:
+    async def request_reset(self, data: EmailRequest, service: Service) -> Accepted:
         async with service.db.transaction() as session:
             await recovery.request_reset(session, service.outbox, data.email, data.source, datetime.now(UTC))
         return Accepted()
@@ -213,6 +213,21 @@ class AccountsController(Controller):
                 409, exc.code, "Email already registered", "An account already uses this email address."
             ) from exc
         return SignUpResponse(account_id=account_id)
+
+    @post("/verification/resend", status_code=202, summary="Mail a new verification link (same answer always)")
+    async def resend(self, data: EmailRequest, service: Service) -> Accepted:
+        settings = service.settings
+        assert isinstance(settings, AccountsSettings)
+        async with service.db.transaction() as session:
+            await accounts.resend_verification(
+                session,
+                service.outbox,
+                data.email,
+                data.source,
+                datetime.now(UTC),
+                verification_ttl=timedelta(hours=settings.verification_ttl_hours),
+            )
+        return Accepted()
 
     @post("/verification", status_code=200)
     async def verify(self, data: VerifyRequest, service: Service) -> VerifyResponse:

@@ -11,7 +11,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from accounts.credentials import hash_password
+from accounts.credentials import ThrottlePolicy, email_key, hash_password, is_locked, record_attempt
 from accounts.models import action_tokens, institutions, memberships, users
 from accounts.validators import (
     ValidationFailure,
@@ -19,7 +19,7 @@ from accounts.validators import (
     normalise_email,
     validate_institution_identifier,
 )
-from contracts.events.accounts import AccountRegistered, AccountVerified
+from contracts.events.accounts import AccountRegistered, AccountVerified, VerificationLinkRequested
 from servicekit.outbox import Outbox
 
 VERIFY_EMAIL = "verify_email"
@@ -172,3 +172,52 @@ async def verify_email(session: AsyncSession, outbox: Outbox, token: str) -> uui
     assert account_id is not None
     await outbox.add(session, AccountVerified(account_id=account_id, email=user.email, verified_at=now))
     return account_id
+
+
+RESENDS_PER_EMAIL = ThrottlePolicy(max_failures=3, window=timedelta(hours=1), lockout=timedelta(hours=1))
+RESENDS_PER_SOURCE = ThrottlePolicy(max_failures=20, window=timedelta(hours=1), lockout=timedelta(hours=1))
+
+
+async def resend_verification(
+    session: AsyncSession, outbox: Outbox, email: str, source: str, now: datetime, *, verification_ttl: timedelta
+) -> None:
+    """Mail a fresh verification link (voiding the older ones) to an unverified address; silent otherwise,
+    and silently limited, so the answer says nothing about the address."""
+    keys = {"resend-" + email_key(email): RESENDS_PER_EMAIL, f"resend-source:{source}": RESENDS_PER_SOURCE}
+    if await is_locked(session, keys, now):
+        return
+    for key, policy in keys.items():
+        await record_attempt(session, key, policy, now)
+    user = (await session.execute(select(users).where(func.lower(users.c.email) == email.strip().lower()))).first()
+    account_id = user and await session.scalar(
+        select(memberships.c.institution_id).where(memberships.c.user_id == user.id, memberships.c.role == "manager")
+    )
+    if user is None or user.email_verified_at is not None or account_id is None:
+        return
+    await session.execute(
+        update(action_tokens)
+        .where(
+            action_tokens.c.user_id == user.id,
+            action_tokens.c.purpose == VERIFY_EMAIL,
+            action_tokens.c.used_at.is_(None),
+        )
+        .values(used_at=now)
+    )
+    token, digest = new_token()
+    await session.execute(
+        insert(action_tokens).values(
+            id=uuid.uuid4(), user_id=user.id, purpose=VERIFY_EMAIL, token_hash=digest, expires_at=now + verification_ttl
+        )
+    )
+    await outbox.add(
+        session,
+        VerificationLinkRequested(
+            account_id=account_id,
+            user_id=user.id,
+            contact_name=user.name,
+            email=user.email,
+            language=user.language,
+            verification_token=token,
+            expires_at=now + verification_ttl,
+        ),
+    )

@@ -71,6 +71,11 @@ class AccountsApi(Controller):
         changes = data.model_dump(exclude_unset=True)
         return relay(await accounts.call("PATCH", path, changes, actor=identity["user_id"]))
 
+    @post("/verification/resend", status_code=202, summary="Mail a new verification link (same answer always)")
+    async def resend(self, data: "ResetRequest", request: Request[Any, Any, Any], accounts: Upstream) -> Response[Any]:
+        body = {"email": data.email, "source": client_address(request)}
+        return relay(await accounts.call("POST", "/internal/accounts/verification/resend", body))
+
     @post("/verification", status_code=200, summary="Confirm the account manager's email with the mailed token")
     async def verify(self, data: Verification, accounts: Upstream) -> Response[Any]:
         return relay(await accounts.call("POST", "/internal/accounts/verification", data.model_dump()))

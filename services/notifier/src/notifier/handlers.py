@@ -7,7 +7,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Envelope
 from contracts.base import Event
-from contracts.events.accounts import AccountRegistered, MemberInvited, PasswordChanged, PasswordResetRequested
+from contracts.events.accounts import (
+    AccountRegistered,
+    MemberInvited,
+    PasswordChanged,
+    PasswordResetRequested,
+    VerificationLinkRequested,
+)
 from notifier import service as notifier
 from notifier.settings import NotifierSettings
 
@@ -31,6 +37,19 @@ def _account_registered(event: AccountRegistered, public_base_url: str) -> Mail:
             "institution_name": event.institution_name,
             "link": f"{public_base_url}/verify-email?token={event.verification_token}",
             "expires_at": notifier.local_datetime(event.verification_expires_at, event.language),
+        },
+    )
+
+
+def _verification_link_requested(event: VerificationLinkRequested, public_base_url: str) -> Mail:
+    return Mail(
+        template="verification_link",
+        language=event.language,
+        recipient=event.email,
+        variables={
+            "contact_name": event.contact_name,
+            "link": f"{public_base_url}/verify-email?token={event.verification_token}",
+            "expires_at": notifier.local_datetime(event.expires_at, event.language),
         },
     )
 
@@ -78,6 +97,7 @@ ACCOUNT_MAILS: dict[type[Event], Callable[[Any, str], Mail]] = {
     AccountRegistered: _account_registered,
     PasswordResetRequested: _password_reset_requested,
     PasswordChanged: _password_changed,
+    VerificationLinkRequested: _verification_link_requested,
     MemberInvited: _member_invited,
 }
 

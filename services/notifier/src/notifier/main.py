@@ -3,7 +3,13 @@
 import asyncio
 import logging
 
-from contracts.events.accounts import AccountRegistered, MemberInvited, PasswordChanged, PasswordResetRequested
+from contracts.events.accounts import (
+    AccountRegistered,
+    MemberInvited,
+    PasswordChanged,
+    PasswordResetRequested,
+    VerificationLinkRequested,
+)
 from notifier import service as notifier
 from notifier.handlers import account_handlers
 from notifier.mailer import SmtpMailer
@@ -21,6 +27,7 @@ service.consume(
         AccountRegistered,
         PasswordResetRequested,
         PasswordChanged,
+        VerificationLinkRequested,
         MemberInvited,
     ],  # keep in step with ACCOUNT_MAILS
 )(account_handlers(settings))
