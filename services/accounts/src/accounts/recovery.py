@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts.credentials import ThrottlePolicy, email_key, hash_password, is_locked, record_attempt
 from accounts.models import action_tokens, memberships, users
-from accounts.service import InvalidField, InvalidToken, new_token, token_digest
+from accounts.service import InvalidField, consume_token, new_token, void_tokens
 from accounts.validators import ValidationFailure, check_password
 from contracts.events.accounts import PasswordChanged, PasswordResetRequested
 from servicekit.outbox import Outbox
@@ -31,7 +31,7 @@ async def request_reset(session: AsyncSession, outbox: Outbox, email: str, sourc
     user = (await session.execute(select(users).where(func.lower(users.c.email) == email.strip().lower()))).first()
     if user is None or user.password_hash is None:
         return
-    await _void_reset_links(session, user.id, now)
+    await void_tokens(session, user.id, RESET_PURPOSE, now)
     token, digest = new_token()
     await session.execute(
         action_tokens.insert().values(
@@ -54,19 +54,7 @@ async def request_reset(session: AsyncSession, outbox: Outbox, email: str, sourc
 async def reset_password(
     session: AsyncSession, outbox: Outbox, token: str, new_password: str, now: datetime
 ) -> uuid.UUID:
-    user_id = await session.scalar(
-        update(action_tokens)
-        .where(
-            action_tokens.c.token_hash == token_digest(token),
-            action_tokens.c.purpose == RESET_PURPOSE,
-            action_tokens.c.used_at.is_(None),
-            action_tokens.c.expires_at > now,
-        )
-        .values(used_at=now)
-        .returning(action_tokens.c.user_id)
-    )
-    if user_id is None:
-        raise InvalidToken
+    user_id = await consume_token(session, token, RESET_PURPOSE, now)
     user = (await session.execute(select(users).where(users.c.id == user_id).with_for_update())).one()
     try:
         check_password(new_password, email=user.email, names=[user.name])
@@ -77,7 +65,7 @@ async def reset_password(
         .where(users.c.id == user_id)
         .values(password_hash=await hash_password(new_password), token_version=users.c.token_version + 1)
     )
-    await _void_reset_links(session, user_id, now)
+    await void_tokens(session, user_id, RESET_PURPOSE, now)
     await outbox.add(
         session,
         PasswordChanged(
@@ -90,18 +78,6 @@ async def reset_password(
         ),
     )
     return user_id
-
-
-async def _void_reset_links(session: AsyncSession, user_id: uuid.UUID, now: datetime) -> None:
-    await session.execute(
-        update(action_tokens)
-        .where(
-            action_tokens.c.user_id == user_id,
-            action_tokens.c.purpose == RESET_PURPOSE,
-            action_tokens.c.used_at.is_(None),
-        )
-        .values(used_at=now)
-    )
 
 
 async def _account_of(session: AsyncSession, user_id: uuid.UUID) -> uuid.UUID:

@@ -90,6 +90,35 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+async def consume_token(session: AsyncSession, token: str, purpose: str, now: datetime) -> uuid.UUID:
+    """Use a single-use token once, before it expires: its user's id, or InvalidToken."""
+    user_id = await session.scalar(
+        update(action_tokens)
+        .where(
+            action_tokens.c.token_hash == token_digest(token),
+            action_tokens.c.purpose == purpose,
+            action_tokens.c.used_at.is_(None),
+            action_tokens.c.expires_at > now,
+        )
+        .values(used_at=now)
+        .returning(action_tokens.c.user_id)
+    )
+    if user_id is None:
+        raise InvalidToken
+    return user_id
+
+
+async def void_tokens(session: AsyncSession, user_id: uuid.UUID, purpose: str, now: datetime) -> None:
+    """Make every unused token of the user for `purpose` unusable (a newer one replaces them)."""
+    await session.execute(
+        update(action_tokens)
+        .where(
+            action_tokens.c.user_id == user_id, action_tokens.c.purpose == purpose, action_tokens.c.used_at.is_(None)
+        )
+        .values(used_at=now)
+    )
+
+
 async def sign_up(session: AsyncSession, outbox: Outbox, form: SignUp, *, verification_ttl: timedelta) -> uuid.UUID:
     email, identifier = _checked(form)
     if identifier and await session.scalar(select(institutions.c.id).where(institutions.c.identifier == identifier)):
@@ -144,30 +173,14 @@ async def sign_up(session: AsyncSession, outbox: Outbox, form: SignUp, *, verifi
 async def verify_email(session: AsyncSession, outbox: Outbox, token: str) -> uuid.UUID:
     """Consume a verification token (single use, unexpired) and mark the email verified."""
     now = datetime.now(UTC)
-    row = (
-        await session.execute(
-            update(action_tokens)
-            .where(
-                action_tokens.c.token_hash == token_digest(token),
-                action_tokens.c.purpose == VERIFY_EMAIL,
-                action_tokens.c.used_at.is_(None),
-                action_tokens.c.expires_at > now,
-            )
-            .values(used_at=now)
-            .returning(action_tokens.c.user_id)
-        )
-    ).first()
-    if row is None:
-        raise InvalidToken
+    user_id = await consume_token(session, token, VERIFY_EMAIL, now)
     user = (
         await session.execute(
-            update(users).where(users.c.id == row.user_id).values(email_verified_at=now).returning(users.c.email)
+            update(users).where(users.c.id == user_id).values(email_verified_at=now).returning(users.c.email)
         )
     ).one()
     account_id = await session.scalar(
-        select(memberships.c.institution_id).where(
-            memberships.c.user_id == row.user_id, memberships.c.role == "manager"
-        )
+        select(memberships.c.institution_id).where(memberships.c.user_id == user_id, memberships.c.role == "manager")
     )
     assert account_id is not None
     await outbox.add(session, AccountVerified(account_id=account_id, email=user.email, verified_at=now))
@@ -194,15 +207,7 @@ async def resend_verification(
     )
     if user is None or user.email_verified_at is not None or account_id is None:
         return
-    await session.execute(
-        update(action_tokens)
-        .where(
-            action_tokens.c.user_id == user.id,
-            action_tokens.c.purpose == VERIFY_EMAIL,
-            action_tokens.c.used_at.is_(None),
-        )
-        .values(used_at=now)
-    )
+    await void_tokens(session, user.id, VERIFY_EMAIL, now)
     token, digest = new_token()
     await session.execute(
         insert(action_tokens).values(
