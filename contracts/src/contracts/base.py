@@ -60,16 +60,19 @@ def _event_schema_extra(schema: dict[str, Any], cls: type[BaseModel]) -> None:
 
 
 class Event(BaseModel):
-    """Base of every event. Concrete events set `type`, `topic` and `aggregate_id`."""
+    """Base of every event. Each topic's base class sets `topic` and `key_field` (the field holding the
+    aggregate id); concrete events set `type`."""
 
     model_config = ConfigDict(frozen=True, extra="ignore", json_schema_extra=_event_schema_extra)
 
     type: str
     version: ClassVar[int] = 1
     topic: ClassVar[str]
+    key_field: ClassVar[str]
 
     def aggregate_id(self) -> str:
-        raise NotImplementedError
+        """The Kafka key and ce_subject: the id of the aggregate the event belongs to."""
+        return str(getattr(self, self.key_field))
 
     @classmethod
     def event_name(cls) -> str:

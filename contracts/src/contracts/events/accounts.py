@@ -10,11 +10,9 @@ from contracts.base import Email, Event, Language, NonEmptyStr, UtcDatetime
 
 class AccountEvent(Event):
     topic: ClassVar[str] = "accounts.account"
+    key_field: ClassVar[str] = "account_id"
 
     account_id: uuid.UUID = Field(description="Id of the institution's account; the Kafka key.")
-
-    def aggregate_id(self) -> str:
-        return str(self.account_id)
 
 
 class AccountRegistered(AccountEvent):

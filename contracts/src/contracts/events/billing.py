@@ -12,11 +12,9 @@ DebitRejection = Literal["insufficient_balance", "account_unverified", "account_
 
 class WalletEvent(Event):
     topic: ClassVar[str] = "billing.wallet"
+    key_field: ClassVar[str] = "account_id"
 
     account_id: uuid.UUID = Field(description="Id of the account owning the wallet; the Kafka key.")
-
-    def aggregate_id(self) -> str:
-        return str(self.account_id)
 
 
 class TokenPurchased(WalletEvent):
@@ -85,11 +83,9 @@ class TokensExpiringSoon(WalletEvent):
 
 class InvoiceEvent(Event):
     topic: ClassVar[str] = "billing.invoice"
+    key_field: ClassVar[str] = "invoice_id"
 
     invoice_id: uuid.UUID = Field(description="Id of the invoice; the Kafka key.")
-
-    def aggregate_id(self) -> str:
-        return str(self.invoice_id)
 
 
 class InvoiceIssued(InvoiceEvent):

@@ -12,11 +12,9 @@ DurationMinutes = Literal[60, 90]
 
 class SessionEvent(Event):
     topic: ClassVar[str] = "catalogue.session"
+    key_field: ClassVar[str] = "session_id"
 
     session_id: uuid.UUID = Field(description="Id of the session; the Kafka key.")
-
-    def aggregate_id(self) -> str:
-        return str(self.session_id)
 
 
 class SessionScheduled(SessionEvent):

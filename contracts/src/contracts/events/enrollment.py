@@ -22,13 +22,11 @@ RejectionReason = Literal[
 
 class EnrollmentEvent(Event):
     topic: ClassVar[str] = "enrollment.enrollment"
+    key_field: ClassVar[str] = "enrollment_id"
 
     enrollment_id: uuid.UUID = Field(description="Id of the enrolment; the Kafka key.")
     account_id: uuid.UUID = Field(description="Id of the enrolled institution's account.")
     session_id: uuid.UUID = Field(description="Id of the session.")
-
-    def aggregate_id(self) -> str:
-        return str(self.enrollment_id)
 
 
 class EnrollmentRequested(EnrollmentEvent):

@@ -10,14 +10,12 @@ from contracts.base import Email, Event, NonEmptyStr, UtcDatetime
 
 class DeliveryEvent(Event):
     topic: ClassVar[str] = "notifier.delivery"
+    key_field: ClassVar[str] = "delivery_id"
 
     delivery_id: uuid.UUID = Field(description="Id of the delivery; the Kafka key.")
     template: NonEmptyStr = Field(description="Name of the message template, e.g. account_verification.")
     recipient: Email = Field(description="Email address the message was sent to.")
     caused_by: uuid.UUID = Field(description="Id (ce_id) of the event that caused the message.")
-
-    def aggregate_id(self) -> str:
-        return str(self.delivery_id)
 
 
 class NotificationSent(DeliveryEvent):
