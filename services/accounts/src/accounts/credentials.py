@@ -79,7 +79,7 @@ async def login(
     locked_until = await is_locked(session, keys, now)
     if locked_until is not None:
         return Refused("too_many_attempts", locked_until - now)
-    user = (await session.execute(select(users).where(func.lower(users.c.email) == email.strip().lower()))).first()
+    user = await user_by_email(session, email)
     if not await asyncio.to_thread(_password_matches, user.password_hash if user else None, password):
         for key, policy in keys.items():
             await record_attempt(session, key, policy, now)
@@ -91,6 +91,11 @@ async def login(
             update(users).where(users.c.id == user.id).values(password_hash=await hash_password(password))
         )
     return await _identity(session, user)
+
+
+async def user_by_email(session: AsyncSession, email: str) -> Any:
+    """The user row whose email matches, ignoring case and surrounding spaces, or None."""
+    return (await session.execute(select(users).where(func.lower(users.c.email) == email.strip().lower()))).first()
 
 
 async def identity_of(session: AsyncSession, user_id: uuid.UUID) -> Identity | None:

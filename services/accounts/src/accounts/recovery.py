@@ -5,12 +5,12 @@ the owner."""
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from accounts.credentials import ThrottlePolicy, email_key, hash_password, is_locked, record_attempt
-from accounts.models import action_tokens, memberships, users
-from accounts.service import InvalidField, consume_token, new_token, void_tokens
+from accounts.credentials import ThrottlePolicy, email_key, hash_password, is_locked, record_attempt, user_by_email
+from accounts.models import memberships, users
+from accounts.service import InvalidField, consume_token, issue_token, void_tokens
 from accounts.validators import ValidationFailure, check_password
 from contracts.events.accounts import PasswordChanged, PasswordResetRequested
 from servicekit.outbox import Outbox
@@ -28,16 +28,11 @@ async def request_reset(session: AsyncSession, outbox: Outbox, email: str, sourc
         return
     for key, policy in keys.items():
         await record_attempt(session, key, policy, now)
-    user = (await session.execute(select(users).where(func.lower(users.c.email) == email.strip().lower()))).first()
+    user = await user_by_email(session, email)
     if user is None or user.password_hash is None:
         return
     await void_tokens(session, user.id, RESET_PURPOSE, now)
-    token, digest = new_token()
-    await session.execute(
-        action_tokens.insert().values(
-            id=uuid.uuid4(), user_id=user.id, purpose=RESET_PURPOSE, token_hash=digest, expires_at=now + RESET_TTL
-        )
-    )
+    token = await issue_token(session, user.id, RESET_PURPOSE, now + RESET_TTL)
     await outbox.add(
         session,
         PasswordResetRequested(

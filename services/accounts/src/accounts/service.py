@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from accounts.credentials import ThrottlePolicy, email_key, hash_password, is_locked, record_attempt
+from accounts.credentials import ThrottlePolicy, email_key, hash_password, is_locked, record_attempt, user_by_email
 from accounts.models import action_tokens, institutions, memberships, users
 from accounts.validators import (
     ValidationFailure,
@@ -90,6 +90,17 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+async def issue_token(session: AsyncSession, user_id: uuid.UUID, purpose: str, expires_at: datetime) -> str:
+    """A new single-use token for `purpose`; only its digest is stored, the token goes in the mailed link."""
+    token, digest = new_token()
+    await session.execute(
+        insert(action_tokens).values(
+            id=uuid.uuid4(), user_id=user_id, purpose=purpose, token_hash=digest, expires_at=expires_at
+        )
+    )
+    return token
+
+
 async def consume_token(session: AsyncSession, token: str, purpose: str, now: datetime) -> uuid.UUID:
     """Use a single-use token once, before it expires: its user's id, or InvalidToken."""
     user_id = await session.scalar(
@@ -123,8 +134,7 @@ async def sign_up(session: AsyncSession, outbox: Outbox, form: SignUp, *, verifi
     email, identifier = _checked(form)
     if identifier and await session.scalar(select(institutions.c.id).where(institutions.c.identifier == identifier)):
         raise InstitutionExists
-    taken = await session.scalar(select(users.c.id).where(func.lower(users.c.email) == email.lower()))
-    if taken is not None:
+    if await user_by_email(session, email) is not None:
         raise EmailTaken
     account_id, user_id = uuid.uuid4(), uuid.uuid4()
     password_hash = await hash_password(form.password)
@@ -147,13 +157,8 @@ async def sign_up(session: AsyncSession, outbox: Outbox, form: SignUp, *, verifi
     except IntegrityError as exc:  # a concurrent sign-up won the race for this email or institution
         raise InstitutionExists if "identifier" in str(exc.orig) else EmailTaken from exc
     await session.execute(insert(memberships).values(institution_id=account_id, user_id=user_id, role="manager"))
-    token, digest = new_token()
     expires_at = datetime.now(UTC) + verification_ttl
-    await session.execute(
-        insert(action_tokens).values(
-            id=uuid.uuid4(), user_id=user_id, purpose=VERIFY_EMAIL, token_hash=digest, expires_at=expires_at
-        )
-    )
+    token = await issue_token(session, user_id, VERIFY_EMAIL, expires_at)
     await outbox.add(
         session,
         AccountRegistered(
@@ -201,19 +206,14 @@ async def resend_verification(
         return
     for key, policy in keys.items():
         await record_attempt(session, key, policy, now)
-    user = (await session.execute(select(users).where(func.lower(users.c.email) == email.strip().lower()))).first()
+    user = await user_by_email(session, email)
     account_id = user and await session.scalar(
         select(memberships.c.institution_id).where(memberships.c.user_id == user.id, memberships.c.role == "manager")
     )
     if user is None or user.email_verified_at is not None or account_id is None:
         return
     await void_tokens(session, user.id, VERIFY_EMAIL, now)
-    token, digest = new_token()
-    await session.execute(
-        insert(action_tokens).values(
-            id=uuid.uuid4(), user_id=user.id, purpose=VERIFY_EMAIL, token_hash=digest, expires_at=now + verification_ttl
-        )
-    )
+    token = await issue_token(session, user.id, VERIFY_EMAIL, now + verification_ttl)
     await outbox.add(
         session,
         VerificationLinkRequested(

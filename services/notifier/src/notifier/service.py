@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import escape
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,8 +52,6 @@ def render(template: str, language: str, variables: dict[str, Any]) -> Rendered:
 
 
 def _escape(value: Any) -> Any:
-    from markupsafe import escape
-
     return escape(value) if isinstance(value, str) else value
 
 
