@@ -1,11 +1,13 @@
 """Cross-service fixtures: the six services as real processes on the test stack."""
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
-from system import System
+from system import WITH_DATABASE, System
 
 TEST_PORTS = {
     "accounts": 28101,
@@ -18,10 +20,17 @@ TEST_PORTS = {
 
 
 @pytest.fixture(scope="session")
-def system(stack, kafka) -> Iterator[System]:  # type: ignore[no-untyped-def]
+async def system(stack, kafka) -> AsyncIterator[System]:  # type: ignore[no-untyped-def]
+    """Services on fresh databases: state left by an earlier run (e.g. login throttles) must not leak in."""
+    admin = await asyncpg.connect(stack.database_url("postgres").replace("+asyncpg", ""))
+    try:
+        for name in WITH_DATABASE:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
     running = System(stack, log_dir=Path(stack.state_dir) / "service-logs", ports=dict(TEST_PORTS))
-    running.start()
+    await asyncio.to_thread(running.start)
     try:
         yield running
     finally:
-        running.stop()
+        await asyncio.to_thread(running.stop)
