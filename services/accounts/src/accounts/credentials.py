@@ -135,6 +135,15 @@ async def is_locked(session: AsyncSession, keys: Iterable[str], now: datetime) -
     return locked_until
 
 
+async def spend_attempt(session: AsyncSession, keys: dict[str, ThrottlePolicy], now: datetime) -> bool:
+    """Count one attempt against each key; False, counting nothing, while any of them is locked."""
+    if await is_locked(session, keys, now):
+        return False
+    for key, policy in keys.items():
+        await record_attempt(session, key, policy, now)
+    return True
+
+
 async def record_attempt(session: AsyncSession, key: str, policy: ThrottlePolicy, now: datetime) -> None:
     """Count one attempt against `key`; the one that reaches the limit locks it for `policy.lockout`."""
     await session.execute(

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from accounts.credentials import ThrottlePolicy, email_key, hash_password, is_locked, record_attempt, user_by_email
+from accounts.credentials import ThrottlePolicy, email_key, hash_password, spend_attempt, user_by_email
 from accounts.models import memberships, users
 from accounts.service import InvalidField, consume_token, issue_token, void_tokens
 from accounts.validators import ValidationFailure, check_password
@@ -24,10 +24,8 @@ REQUESTS_PER_SOURCE = ThrottlePolicy(max_failures=20, window=timedelta(hours=1),
 async def request_reset(session: AsyncSession, outbox: Outbox, email: str, source: str, now: datetime) -> None:
     """Mail a reset link if the account exists and the requests are within limits; silent otherwise."""
     keys = {"reset-" + email_key(email): REQUESTS_PER_EMAIL, f"reset-source:{source}": REQUESTS_PER_SOURCE}
-    if await is_locked(session, keys, now):
+    if not await spend_attempt(session, keys, now):
         return
-    for key, policy in keys.items():
-        await record_attempt(session, key, policy, now)
     user = await user_by_email(session, email)
     if user is None or user.password_hash is None:
         return

@@ -11,7 +11,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from accounts.credentials import ThrottlePolicy, email_key, hash_password, is_locked, record_attempt, user_by_email
+from accounts.credentials import ThrottlePolicy, email_key, hash_password, spend_attempt, user_by_email
 from accounts.models import action_tokens, institutions, memberships, users
 from accounts.validators import (
     ValidationFailure,
@@ -202,10 +202,8 @@ async def resend_verification(
     """Mail a fresh verification link (voiding the older ones) to an unverified address; silent otherwise,
     and silently limited, so the answer says nothing about the address."""
     keys = {"resend-" + email_key(email): RESENDS_PER_EMAIL, f"resend-source:{source}": RESENDS_PER_SOURCE}
-    if await is_locked(session, keys, now):
+    if not await spend_attempt(session, keys, now):
         return
-    for key, policy in keys.items():
-        await record_attempt(session, key, policy, now)
     user = await user_by_email(session, email)
     account_id = user and await session.scalar(
         select(memberships.c.institution_id).where(memberships.c.user_id == user.id, memberships.c.role == "manager")
