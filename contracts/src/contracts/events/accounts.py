@@ -89,8 +89,57 @@ class MemberInvited(AccountEvent):
     expires_at: UtcDatetime = Field(description="When the invitation expires (UTC).")
 
 
+class MemberAdded(AccountEvent):
+    """A person who already had a Visiopass identity joined the institution's account as a staff member."""
+
+    type: Literal["MemberAdded"] = "MemberAdded"
+    member_id: uuid.UUID = Field(description="Id of the user who joined.")
+    institution_name: NonEmptyStr = Field(description="Name of the institution they joined.")
+    name: NonEmptyStr = Field(description="Full name of the member.")
+    email: Email = Field(description="Email address the notice is sent to.")
+    language: Language = Field(description="Language of the email.")
+
+
+class MemberRemoved(AccountEvent):
+    """The account manager removed a staff member from the institution's account."""
+
+    type: Literal["MemberRemoved"] = "MemberRemoved"
+    member_id: uuid.UUID = Field(description="Id of the user who no longer belongs to the institution.")
+    removed_at: UtcDatetime = Field(description="When the member was removed (UTC).")
+
+
+class EmailChangeRequested(AccountEvent):
+    """A user asked to change the email address; the new address must be confirmed with the mailed link."""
+
+    type: Literal["EmailChangeRequested"] = "EmailChangeRequested"
+    user_id: uuid.UUID = Field(description="Id of the user changing the address.")
+    name: NonEmptyStr = Field(description="Full name of the user, for the greeting.")
+    new_email: Email = Field(description="The new address, where the confirmation link is sent.")
+    language: Language = Field(description="Language of the email.")
+    confirmation_token: NonEmptyStr = Field(description="Raw single-use token the notifier puts in the link.")
+    expires_at: UtcDatetime = Field(description="When the confirmation token expires (UTC).")
+
+
+class EmailChanged(AccountEvent):
+    """A user's email address changed (the new one confirmed); the old address is told."""
+
+    type: Literal["EmailChanged"] = "EmailChanged"
+    user_id: uuid.UUID = Field(description="Id of the user.")
+    old_email: Email = Field(description="The former address, where the notice is sent.")
+    new_email: Email = Field(description="The new, verified address.")
+    language: Language = Field(description="Language of the email.")
+    changed_at: UtcDatetime = Field(description="When the address changed (UTC).")
+
+
 class AccountClosed(AccountEvent):
-    """The account was closed; it can no longer buy or enrol."""
+    """The account was closed and its personal data erased; other services anonymise their copies.
+    It can no longer buy or enrol."""
 
     type: Literal["AccountClosed"] = "AccountClosed"
     closed_at: UtcDatetime = Field(description="When the account was closed (UTC).")
+    notice_emails: list[Email] = Field(
+        default_factory=list,
+        description="Addresses of the account's managers, sent a last confirmation of the closure; "
+        "consumers must not keep them.",
+    )
+    language: Language = Field("fr", description="Language of the confirmation email.")
