@@ -4,19 +4,26 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from markupsafe import escape
 
 from contracts import Envelope
 from contracts.events.accounts import (
     AccountClosed,
+    AccountEvent,
     AccountRegistered,
     AccountVerified,
+    EmailChanged,
+    EmailChangeRequested,
+    MemberAdded,
     MemberInvited,
+    MemberRemoved,
     PasswordChanged,
     PasswordResetRequested,
 )
 from contracts.examples import example
 from notifier import service as notifier
-from notifier.handlers import ACCOUNT_MAILS, Mail, account_handlers, account_mail
+from notifier.handlers import ACCOUNT_MAILS, Mail, account_handlers, account_mails
+from notifier.models import deliveries
 from notifier.service import local_datetime, render
 from notifier.settings import NotifierSettings
 
@@ -37,7 +44,29 @@ CHANGED = {
     "changed_at": "10 mars 2025 10:20 UTC+1",
     "link": "http://127.0.0.1:8000/forgot-password",
 }
-TEMPLATES = [("password_reset", RESET), ("member_invitation", INVITATION)]
+MEMBER_ADDED = {
+    "name": "Paul <Durand>",
+    "institution_name": "Lycée <Jean> Moulin & Cie",
+    "link": "http://127.0.0.1:8000/?from=mail&x=1",
+}
+EMAIL_CHANGE = {
+    "name": "Claire <Martin>",
+    "link": "http://127.0.0.1:8000/confirm-email?token=abc&x=1",
+    "expires_at": "12 mars 2025 10:00 UTC+1",
+}
+EMAIL_CHANGED = {
+    "new_email": "claire&<martin>@lycee-moulin.fr",
+    "changed_at": "10 mars 2025 11:00 UTC+1",
+    "link": "http://127.0.0.1:8000/forgot-password?from=mail&x=1",
+}
+CLOSED = {"closed_at": "10 mars 2025 10:00 UTC+1"}
+TEMPLATES = [("password_reset", RESET), ("member_invitation", INVITATION), ("email_change_confirmation", EMAIL_CHANGE)]
+NEW_TEMPLATES = [
+    ("member_added", MEMBER_ADDED),
+    ("email_change_confirmation", EMAIL_CHANGE),
+    ("email_changed", EMAIL_CHANGED),
+    ("account_closed", CLOSED),
+]
 
 
 # --- templates ---------------------------------------------------------------------------------------------
@@ -133,100 +162,287 @@ def test_a_subject_with_a_line_break_is_folded_onto_one_line(language):
     assert "Lycée Jean Moulin" in rendered.subject
 
 
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize(("template", "variables"), NEW_TEMPLATES)
+def test_each_new_template_shows_its_variables_raw_in_text_and_escaped_in_html(template, variables, language):
+    rendered = render(template, language, variables)
+    assert rendered.subject
+    assert "\n" not in rendered.subject
+    for name, value in variables.items():
+        assert value in rendered.text, f"the text part carries {name} as is"
+        if name == "link":
+            assert f'href="{escape(value)}"' in rendered.html, "the link is escaped in the HTML attribute"
+        else:
+            assert escape(value) in rendered.html, f"{name} is escaped in HTML"
+        if escape(value) != value:
+            assert value not in rendered.html
+    assert rendered.text.endswith("\n") and rendered.html.endswith("\n")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize(
+    ("template", "missing"),
+    [(template, name) for template, variables in NEW_TEMPLATES for name in variables],
+)
+def test_each_new_template_needs_each_variable(template, missing, language):
+    variables = dict(NEW_TEMPLATES)[template]
+    with pytest.raises(Exception, match=missing):
+        render(template, language, {k: v for k, v in variables.items() if k != missing})
+
+
+@pytest.mark.parametrize(
+    ("template", "variables", "language", "subject", "greeting", "phrases"),
+    [
+        (
+            "member_added",
+            MEMBER_ADDED,
+            "fr",
+            "Lycée <Jean> Moulin & Cie vous a donné accès à son compte Visiopass",
+            "Bonjour Paul <Durand>,",
+            ["adresse e-mail et votre mot de passe habituels"],
+        ),
+        (
+            "member_added",
+            MEMBER_ADDED,
+            "en",
+            "Lycée <Jean> Moulin & Cie added you to its Visiopass account",
+            "Hello Paul <Durand>,",
+            ["usual email address and password"],
+        ),
+        (
+            "email_change_confirmation",
+            EMAIL_CHANGE,
+            "fr",
+            "Confirmez votre nouvelle adresse e-mail Visiopass",
+            "Bonjour Claire <Martin>,",
+            ["Confirmer cette nouvelle adresse", "ignorez ce message", "votre adresse e-mail reste inchangée"],
+        ),
+        (
+            "email_change_confirmation",
+            EMAIL_CHANGE,
+            "en",
+            "Confirm your new Visiopass email address",
+            "Hello Claire <Martin>,",
+            ["confirm this new address", "ignore this message", "your email address stays unchanged"],
+        ),
+        (
+            "email_changed",
+            EMAIL_CHANGED,
+            "fr",
+            "L'adresse e-mail de votre compte Visiopass a été modifiée",
+            "Bonjour,",
+            ["remplacée par", "Mot de passe oublié", "support"],
+        ),
+        (
+            "email_changed",
+            EMAIL_CHANGED,
+            "en",
+            "Your Visiopass email address was changed",
+            "Hello,",
+            ["changed to", "Forgot password", "support"],
+        ),
+        (
+            "account_closed",
+            CLOSED,
+            "fr",
+            "Votre compte Visiopass a été clôturé",
+            "Bonjour,",
+            ["clôturé le", "données personnelles", "effacées", "factures sont conservées", "la loi"],
+        ),
+        (
+            "account_closed",
+            CLOSED,
+            "en",
+            "Your Visiopass account was closed",
+            "Hello,",
+            ["closed on", "personal data", "erased", "invoices are kept", "the law"],
+        ),
+    ],
+)
+def test_each_new_mail_says_what_it_must(template, variables, language, subject, greeting, phrases):
+    rendered = render(template, language, variables)
+    assert rendered.subject == subject, "subject and text are plain text, not HTML-escaped"
+    assert rendered.text.startswith(greeting)
+    for phrase in phrases:
+        assert phrase.lower() in rendered.text.lower()
+        assert escape(phrase).lower() in rendered.html.lower()
+
+
 # --- dispatch ----------------------------------------------------------------------------------------------
 
 
 def test_account_registered_asks_for_the_verification_mail():
     event = example(AccountRegistered)
-    assert account_mail(event, BASE_URL) == Mail(
-        template="account_registered",
-        language=event.language,
-        recipient=event.email,
-        variables={
-            "contact_name": event.contact_name,
-            "institution_name": event.institution_name,
-            "link": f"{BASE_URL}/verify-email?token={event.verification_token}",
-            "expires_at": local_datetime(event.verification_expires_at, event.language),
-        },
-    )
+    assert account_mails(event, BASE_URL) == [
+        Mail(
+            template="account_registered",
+            language=event.language,
+            recipient=event.email,
+            variables={
+                "contact_name": event.contact_name,
+                "institution_name": event.institution_name,
+                "link": f"{BASE_URL}/verify-email?token={event.verification_token}",
+                "expires_at": local_datetime(event.verification_expires_at, event.language),
+            },
+        )
+    ]
 
 
 def test_password_reset_requested_asks_for_the_reset_mail():
     event = example(PasswordResetRequested)
-    assert account_mail(event, BASE_URL) == Mail(
-        template="password_reset",
-        language=event.language,
-        recipient=event.email,
-        variables={
-            "link": f"{BASE_URL}/reset-password?token={event.reset_token}",
-            "expires_at": local_datetime(event.expires_at, event.language),
-        },
-    )
+    assert account_mails(event, BASE_URL) == [
+        Mail(
+            template="password_reset",
+            language=event.language,
+            recipient=event.email,
+            variables={
+                "link": f"{BASE_URL}/reset-password?token={event.reset_token}",
+                "expires_at": local_datetime(event.expires_at, event.language),
+            },
+        )
+    ]
 
 
 @pytest.mark.parametrize("reason", ["reset", "changed"])
 def test_password_changed_asks_for_the_notice_with_the_forgot_password_link(reason):
     event = example(PasswordChanged).model_copy(update={"reason": reason})
-    assert account_mail(event, BASE_URL) == Mail(
-        template="password_changed",
-        language=event.language,
-        recipient=event.email,
-        variables={
-            "changed_at": local_datetime(event.changed_at, event.language),
-            "link": f"{BASE_URL}/forgot-password",
-        },
-    )
+    assert account_mails(event, BASE_URL) == [
+        Mail(
+            template="password_changed",
+            language=event.language,
+            recipient=event.email,
+            variables={
+                "changed_at": local_datetime(event.changed_at, event.language),
+                "link": f"{BASE_URL}/forgot-password",
+            },
+        )
+    ]
 
 
 def test_the_change_time_is_shown_in_paris_time_in_the_event_language():
     event = example(PasswordChanged).model_copy(
         update={"language": "en", "changed_at": datetime(2025, 7, 1, 8, 0, tzinfo=UTC)}
     )
-    mail = account_mail(event, BASE_URL)
-    assert mail is not None
+    (mail,) = account_mails(event, BASE_URL)
     assert mail.variables["changed_at"].startswith("1 July 2025 10:00")
 
 
 def test_member_invited_asks_for_the_invitation_mail():
     event = example(MemberInvited)
-    assert account_mail(event, BASE_URL) == Mail(
-        template="member_invitation",
-        language=event.language,
-        recipient=event.email,
-        variables={
-            "name": event.name,
-            "institution_name": event.institution_name,
-            "link": f"{BASE_URL}/accept-invitation?token={event.invitation_token}",
-            "expires_at": local_datetime(event.expires_at, event.language),
-        },
+    assert account_mails(event, BASE_URL) == [
+        Mail(
+            template="member_invitation",
+            language=event.language,
+            recipient=event.email,
+            variables={
+                "name": event.name,
+                "institution_name": event.institution_name,
+                "link": f"{BASE_URL}/accept-invitation?token={event.invitation_token}",
+                "expires_at": local_datetime(event.expires_at, event.language),
+            },
+        )
+    ]
+
+
+def test_member_added_asks_for_the_notice_with_the_portal_link():
+    event = example(MemberAdded)
+    assert account_mails(event, BASE_URL) == [
+        Mail(
+            template="member_added",
+            language=event.language,
+            recipient=event.email,
+            variables={
+                "name": event.name,
+                "institution_name": event.institution_name,
+                "link": f"{BASE_URL}/",
+            },
+        )
+    ]
+
+
+def test_email_change_requested_sends_the_confirmation_link_to_the_new_address():
+    event = example(EmailChangeRequested)
+    assert account_mails(event, BASE_URL) == [
+        Mail(
+            template="email_change_confirmation",
+            language=event.language,
+            recipient=event.new_email,
+            variables={
+                "name": event.name,
+                "link": f"{BASE_URL}/confirm-email?token={event.confirmation_token}",
+                "expires_at": local_datetime(event.expires_at, event.language),
+            },
+        )
+    ]
+
+
+def test_email_changed_tells_the_old_address_with_the_forgot_password_link():
+    event = example(EmailChanged)
+    assert account_mails(event, BASE_URL) == [
+        Mail(
+            template="email_changed",
+            language=event.language,
+            recipient=event.old_email,
+            variables={
+                "new_email": event.new_email,
+                "changed_at": local_datetime(event.changed_at, event.language),
+                "link": f"{BASE_URL}/forgot-password",
+            },
+        )
+    ]
+
+
+def test_account_closed_sends_the_same_notice_to_each_address():
+    event = example(AccountClosed).model_copy(
+        update={"notice_emails": ["claire.martin@example.fr", "paul.durand@example.fr"], "language": "en"}
     )
+    variables = {"closed_at": local_datetime(event.closed_at, "en")}
+    assert account_mails(event, BASE_URL) == [
+        Mail(template="account_closed", language="en", recipient="claire.martin@example.fr", variables=variables),
+        Mail(template="account_closed", language="en", recipient="paul.durand@example.fr", variables=variables),
+    ]
+
+
+def test_account_closed_without_addresses_asks_for_no_mail():
+    event = example(AccountClosed).model_copy(update={"notice_emails": []})
+    assert account_mails(event, BASE_URL) == []
 
 
 def test_the_expiry_is_shown_in_paris_time_in_the_event_language():
     event = example(PasswordResetRequested).model_copy(
         update={"language": "en", "expires_at": datetime(2025, 7, 1, 8, 0, tzinfo=UTC)}
     )
-    mail = account_mail(event, BASE_URL)
-    assert mail is not None
+    (mail,) = account_mails(event, BASE_URL)
     assert mail.language == "en"
     assert mail.variables["expires_at"].startswith("1 July 2025 10:00")
 
 
-@pytest.mark.parametrize("model", [AccountVerified, AccountClosed])
+NO_MAIL = [AccountVerified, MemberRemoved]
+
+
+@pytest.mark.parametrize("model", NO_MAIL)
 def test_other_accounts_events_ask_for_no_mail(model):
-    assert account_mail(example(model), BASE_URL) is None
+    assert account_mails(example(model), BASE_URL) == []
+
+
+def test_every_accounts_event_makes_mails_or_is_known_to_make_none():
+    assert set(AccountEvent.__subclasses__()) == set(ACCOUNT_MAILS) | set(NO_MAIL)
 
 
 @pytest.mark.parametrize("model", list(ACCOUNT_MAILS))
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_each_planned_mail_renders_with_its_variables(model, language):
     event = example(model).model_copy(update={"language": language})
-    mail = account_mail(event, BASE_URL)
-    assert mail is not None
-    rendered = render(mail.template, mail.language, mail.variables)
-    assert mail.variables["link"] in rendered.text
-    assert mail.variables["link"].startswith(f"{BASE_URL}/")
-    assert "\n" not in rendered.subject
+    mails = account_mails(event, BASE_URL)
+    assert mails
+    for mail in mails:
+        assert mail.language == language
+        rendered = render(mail.template, mail.language, mail.variables)
+        for value in mail.variables.values():
+            assert value in rendered.text
+        if "link" in mail.variables:
+            assert mail.variables["link"].startswith(f"{BASE_URL}/")
+        assert "\n" not in rendered.subject
 
 
 def test_the_consumer_subscribes_exactly_to_the_events_that_make_a_mail():
@@ -235,6 +451,11 @@ def test_the_consumer_subscribes_exactly_to_the_events_that_make_a_mail():
     (consumer,) = [c for c in service.consumers if c.name == "account-mails"]
     assert consumer.topic == "accounts.account"
     assert set(consumer.events) == set(ACCOUNT_MAILS)
+
+
+def test_one_event_may_plan_one_delivery_per_recipient():
+    (once,) = [c for c in deliveries.constraints if c.name == "deliveries_once_per_event"]
+    assert [column.name for column in once.columns] == ["event_id", "template", "recipient"]
 
 
 # --- handler (notifier.plan replaced: no database) ---------------------------------------------------------
@@ -270,8 +491,7 @@ async def test_the_handler_plans_the_mail_under_the_event_id(planned):
     envelope = _envelope(example(MemberInvited))
     session = object()
     await handler(session, envelope)
-    mail = account_mail(envelope.event, BASE_URL)
-    assert mail is not None
+    (mail,) = account_mails(envelope.event, BASE_URL)
     assert planned == [(session, {"event_id": envelope.id, **mail._asdict()})]
 
 
@@ -297,7 +517,32 @@ async def test_the_handler_plans_the_password_changed_notice(planned):
     ]
 
 
-async def test_the_handler_does_nothing_for_an_event_without_mail(planned):
+async def test_the_handler_plans_one_closure_notice_per_address_under_the_same_event_id(planned):
     handler = account_handlers(NotifierSettings(public_base_url=BASE_URL))
-    await handler(object(), _envelope(example(AccountVerified)))
+    event = example(AccountClosed).model_copy(
+        update={"notice_emails": ["claire.martin@example.fr", "paul.durand@example.fr"]}
+    )
+    envelope = _envelope(event)
+    session = object()
+    await handler(session, envelope)
+    closed_at = local_datetime(event.closed_at, "fr")
+    assert planned == [
+        (
+            session,
+            {
+                "event_id": envelope.id,
+                "template": "account_closed",
+                "language": "fr",
+                "recipient": recipient,
+                "variables": {"closed_at": closed_at},
+            },
+        )
+        for recipient in ["claire.martin@example.fr", "paul.durand@example.fr"]
+    ]
+
+
+@pytest.mark.parametrize("model", NO_MAIL)
+async def test_the_handler_does_nothing_for_an_event_without_mail(planned, model):
+    handler = account_handlers(NotifierSettings(public_base_url=BASE_URL))
+    await handler(object(), _envelope(example(model)))
     assert planned == []

@@ -4,7 +4,11 @@ import asyncio
 import logging
 
 from contracts.events.accounts import (
+    AccountClosed,
     AccountRegistered,
+    EmailChanged,
+    EmailChangeRequested,
+    MemberAdded,
     MemberInvited,
     PasswordChanged,
     PasswordResetRequested,
@@ -29,6 +33,10 @@ service.consume(
         PasswordChanged,
         VerificationLinkRequested,
         MemberInvited,
+        MemberAdded,
+        EmailChangeRequested,
+        EmailChanged,
+        AccountClosed,
     ],  # keep in step with ACCOUNT_MAILS
 )(account_handlers(settings))
 mailer = SmtpMailer(settings)
