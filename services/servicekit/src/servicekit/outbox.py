@@ -40,6 +40,17 @@ class Outbox:
         self.source = source
 
     async def add(self, session: AsyncSession, event: Event) -> uuid.UUID:
+        (event_id,) = await self.add_all(session, [event])
+        return event_id
+
+    async def add_all(self, session: AsyncSession, events: Sequence[Event]) -> list[uuid.UUID]:
+        """Several events in one statement, published in this order."""
+        rows = [self._row(event) for event in events]
+        if rows:
+            await session.execute(insert(outbox), rows)
+        return [row["event_id"] for row in rows]
+
+    def _row(self, event: Event) -> dict[str, Any]:
         event_id = uuid.uuid4()
         record = encode(
             event,
@@ -48,16 +59,13 @@ class Outbox:
             correlation_id=context.current_correlation_id(),
             causation_id=context.causation_id.get(),
         )
-        await session.execute(
-            insert(outbox).values(
-                event_id=event_id,
-                topic=record.topic,
-                key=record.key,
-                value=record.value,
-                headers=[[name, value.decode()] for name, value in record.headers],
-            )
-        )
-        return event_id
+        return {
+            "event_id": event_id,
+            "topic": record.topic,
+            "key": record.key,
+            "value": record.value,
+            "headers": [[name, value.decode()] for name, value in record.headers],
+        }
 
 
 PURGE_EVERY_SECONDS = 3600

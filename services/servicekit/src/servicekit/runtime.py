@@ -138,7 +138,10 @@ class Service:
         *,
         dependencies: dict[str, Any] | None = None,
         title: str | None = None,
+        exception_handlers: dict[type[Exception], Any] | None = None,
     ) -> Litestar:
+        """`exception_handlers`: the service's own, e.g. its domain errors as problem details."""
+
         @contextlib.asynccontextmanager
         async def lifespan(_: Litestar) -> AsyncIterator[None]:
             await self.start()
@@ -155,6 +158,7 @@ class Service:
             lifespan=[lifespan],
             title=title,
             guards=[internal_token_guard(_secret(self.settings.internal_token))],
+            exception_handlers=exception_handlers,
         )
 
     async def _kafka_ready(self) -> None:
@@ -170,6 +174,7 @@ def build_http_app(
     dependencies: dict[str, Any] | None = None,
     lifespan: list[Any] | None = None,
     title: str | None = None,
+    exception_handlers: dict[type[Exception], Any] | None = None,
     **options: Any,
 ) -> Litestar:
     metrics = prometheus_config(name)
@@ -178,7 +183,7 @@ def build_http_app(
         dependencies=dependencies or {},
         lifespan=lifespan or [],
         middleware=[correlation_middleware, metrics.middleware],
-        exception_handlers={Exception: problem_response},
+        exception_handlers={Exception: problem_response, **(exception_handlers or {})},
         openapi_config=OpenAPIConfig(title=title or f"Visiopass {name}", version="1.0.0"),
         **options,
     )
