@@ -35,7 +35,7 @@ async def measure(client: httpx.AsyncClient, clients: int, total: int, request) 
             started = time.perf_counter()
             response = await request(client, i)
             latencies.append((time.perf_counter() - started) * 1000)
-            assert response.status_code == 200, response.text
+            assert response.status_code in (200, 201), response.text
 
     await asyncio.gather(*(worker() for _ in range(clients)))
     return latencies

@@ -6,7 +6,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from accounts import service as accounts
-from accounts.credentials import PER_EMAIL, PER_SOURCE, Identity, Refused, log_out_everywhere, login
+from accounts.credentials import (
+    PER_EMAIL,
+    PER_SOURCE,
+    Identity,
+    Refused,
+    end_session,
+    log_out_everywhere,
+    login,
+    open_session,
+    session_identity,
+)
+from accounts.errors import NotFound
 from identifiers import new_uai
 from servicekit.db import Database
 from servicekit.outbox import Outbox
@@ -73,12 +84,22 @@ async def test_one_source_trying_many_emails_is_locked(db):
     assert isinstance(await attempt(db, "camille@lycee.fr", PASSWORD, source="198.51.100.1"), Identity)
 
 
-async def test_log_out_everywhere_bumps_the_token_version(db):
+async def test_sessions_end_one_by_one_everywhere_or_when_they_expire(db):
     await sign_up(db, "camille@lycee.fr")
-    before = await attempt(db, "camille@lycee.fr", PASSWORD)
+    identity = await attempt(db, "camille@lycee.fr", PASSWORD)
     async with db.transaction() as session:
-        assert await log_out_everywhere(session, before.user_id) == before.token_version + 1
-    assert (await attempt(db, "camille@lycee.fr", PASSWORD)).token_version == before.token_version + 1
-    with pytest.raises(LookupError):
+        laptop, _ = await open_session(session, identity, "192.0.2.1", NOW)
+        phone, _ = await open_session(session, identity, "192.0.2.2", NOW)
+        short, _ = await open_session(session, identity, "192.0.2.3", NOW, ttl=timedelta(minutes=1))
+        assert (await session_identity(session, laptop, NOW)).user_id == identity.user_id
+        assert await session_identity(session, short, NOW + timedelta(minutes=2)) is None
+        await end_session(session, laptop, NOW)
+        assert await session_identity(session, laptop, NOW) is None
+        assert await session_identity(session, phone, NOW) is not None, "logging out ends that session only"
+        assert await log_out_everywhere(session, identity.user_id, NOW) == identity.token_version + 1
+        assert await session_identity(session, phone, NOW) is None
+        assert await session_identity(session, uuid.uuid4(), NOW) is None
+    assert (await attempt(db, "camille@lycee.fr", PASSWORD)).token_version == identity.token_version + 1
+    with pytest.raises(NotFound):
         async with db.transaction() as session:
-            await log_out_everywhere(session, uuid.uuid4())
+            await log_out_everywhere(session, uuid.uuid4(), NOW)

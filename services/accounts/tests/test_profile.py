@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from accounts import profile
+from accounts import access, errors, profile
 from accounts import service as accounts
 from identifiers import new_uai
 from servicekit.outbox import Outbox
@@ -31,7 +31,7 @@ async def institution(db, email):
 async def actor_for(db, email):
     async with db.transaction() as session:
         user_id = await session.scalar(text("SELECT id FROM users WHERE email = :e"), {"e": email})
-        return await profile.actor(session, user_id)
+        return await access.actor(session, user_id)
 
 
 async def test_a_manager_reads_and_edits_its_own_institution_only(db):
@@ -44,7 +44,7 @@ async def test_a_manager_reads_and_edits_its_own_institution_only(db):
         )
         assert (edited["phone"], edited["vat_number"], edited["city"]) == ("+33142345678", "FR40303265045", "Lyon")
         for attempt in (profile.read_profile(session, manager_a, b), profile.edit_profile(session, manager_a, b, {})):
-            with pytest.raises(profile.NotFound):
+            with pytest.raises(errors.NotFound):
                 await attempt
 
 
@@ -52,14 +52,14 @@ async def test_a_member_reads_but_does_not_edit_and_an_organiser_reads_all(db):
     a = await institution(db, "a@lycee-a.fr")
     async with db.transaction() as session:
         await session.execute(text(ORGANISER))
-        member = profile.Actor((await actor_for(db, "a@lycee-a.fr")).user_id, False, {a: "member"})
+        member = access.Actor((await actor_for(db, "a@lycee-a.fr")).user_id, False, {a: "member"})
     organiser = await actor_for(db, "o@visiopass.fr")
     async with db.transaction() as session:
         assert (await profile.read_profile(session, member, a))["account_id"] == a
-        with pytest.raises(profile.Forbidden):
+        with pytest.raises(errors.Forbidden):
             await profile.edit_profile(session, member, a, {"city": "Paris"})
         assert (await profile.read_profile(session, organiser, a))["name"] == "Lycée Hugo"
-        with pytest.raises(profile.Forbidden):
+        with pytest.raises(errors.Forbidden):
             await profile.edit_profile(session, organiser, a, {"city": "Paris"})
 
 

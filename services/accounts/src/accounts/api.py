@@ -1,20 +1,40 @@
-"""Internal HTTP API of accounts (called by the gateway)."""
+"""Internal HTTP API of accounts, called by the gateway (OpenAPI at `/schema`).
+
+Routes acting for a signed-in person take the gateway's `X-Actor-Id` header and authorise on it; routes
+under `/internal/users/{user_id}` act on that user themself. Refusals are `errors.AccountsError`s, turned
+into problem details by `problem` below."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from litestar import Controller, get, patch, post
-from litestar.params import Parameter
+from litestar import Controller, Request, Response, delete, get, patch, post, put
+from litestar.params import Body, Parameter
 from pydantic import BaseModel, EmailStr, Field, StringConstraints
 
-from accounts import credentials, profile, recovery
+from accounts import access, credentials, gdpr, me, members, profile, recovery
 from accounts import service as accounts
+from accounts.csv_import import MemberRow, UnreadableFile, check_member, parse_members_csv, template_bytes
+from accounts.errors import AccountsError, InvalidField, NotFound
 from accounts.settings import AccountsSettings
-from servicekit.http import ProblemError
+from servicekit.http import ProblemError, problem_response
 from servicekit.runtime import Service
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Password = Annotated[str, Field(min_length=1, max_length=1024)]
+Token = Annotated[str, StringConstraints(min_length=10, max_length=200)]
+EmailInput = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=320)]
+Source = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+ActorId = Annotated[uuid.UUID, Parameter(header="X-Actor-Id", description="the user the gateway acts for")]
+
+
+def problem(request: Request[Any, Any, Any], exc: AccountsError) -> Response[dict[str, Any]]:
+    return problem_response(request, ProblemError(exc.status, exc.code, exc.title, exc.message(), **exc.members()))
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
 
 
 class SignUpRequest(BaseModel):
@@ -22,13 +42,13 @@ class SignUpRequest(BaseModel):
     institution_kind: Literal["school", "company", "other"]
     contact_name: Name
     email: EmailStr
-    password: Annotated[str, Field(min_length=1, max_length=1024)]
+    password: Password
     language: Literal["fr", "en"] = "fr"
     institution_identifier: Annotated[str, StringConstraints(max_length=64)] | None = Field(
         None, description="UAI (7 digits + check letter) for a school, SIRET (14 digits) for a company"
     )
     city: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
-    postal_address: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
+    postal_address: Text | None = None
 
 
 class SignUpResponse(BaseModel):
@@ -36,8 +56,8 @@ class SignUpResponse(BaseModel):
     status: Literal["pending_verification"] = "pending_verification"
 
 
-class VerifyRequest(BaseModel):
-    token: Annotated[str, StringConstraints(min_length=10, max_length=200)]
+class TokenRequest(BaseModel):
+    token: Token
 
 
 class VerifyResponse(BaseModel):
@@ -45,173 +65,30 @@ class VerifyResponse(BaseModel):
     status: Literal["verified"] = "verified"
 
 
-class LoginRequest(BaseModel):
-    email: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=320)]
-    password: Annotated[str, Field(min_length=1, max_length=1024)]
-    source: Annotated[str, StringConstraints(min_length=1, max_length=100)] = Field(
-        description="the client's address as seen by the gateway, for per-source throttling"
-    )
-
-
-class IdentityResponse(BaseModel):
-    user_id: uuid.UUID
-    email: str
-    name: str
-    email_verified: bool
-    token_version: int
-    is_organiser: bool
-    memberships: dict[uuid.UUID, Literal["manager", "member"]]
-
-
-class TokenVersion(BaseModel):
-    token_version: int
-
-
-class SessionsController(Controller):
-    path = "/internal"
-
-    @post("/sessions", status_code=200, summary="Check credentials (throttled); the gateway issues the session")
-    async def login(self, data: LoginRequest, service: Service) -> IdentityResponse:
-        async with service.db.transaction() as session:
-            outcome = await credentials.login(session, data.email, data.password, data.source, datetime.now(UTC))
-        if isinstance(outcome, credentials.Refused):
-            if outcome.reason == "too_many_attempts":
-                seconds = int(outcome.retry_after.total_seconds()) + 1 if outcome.retry_after else 60
-                raise ProblemError(
-                    429,
-                    "too_many_attempts",
-                    "Too many failed attempts",
-                    f"Too many failed attempts: try again in {(seconds + 59) // 60} minute(s).",
-                    retry_after=seconds,
-                )
-            raise ProblemError(401, "invalid_credentials", "Invalid email or password")
-        return IdentityResponse(**vars(outcome))
-
-    @get("/users/{user_id:uuid}", summary="The current identity of a user (sessions check their token version)")
-    async def identity(self, user_id: uuid.UUID, service: Service) -> IdentityResponse:
-        async with service.db.transaction() as session:
-            identity = await credentials.identity_of(session, user_id)
-        if identity is None:
-            raise ProblemError(404, "not_found", "Not found")
-        return IdentityResponse(**vars(identity))
-
-    @post("/users/{user_id:uuid}/logout-everywhere", status_code=200, summary="Invalidate every session")
-    async def log_out_everywhere(self, user_id: uuid.UUID, service: Service) -> TokenVersion:
-        try:
-            async with service.db.transaction() as session:
-                version = await credentials.log_out_everywhere(session, user_id)
-        except LookupError as exc:
-            raise ProblemError(404, "not_found", "Not found") from exc
-        return TokenVersion(token_version=version)
-
-
 class EmailRequest(BaseModel):
-    email: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=320)]
-    source: Annotated[str, StringConstraints(min_length=1, max_length=100)]
-
-
-class ResetConfirmation(BaseModel):
-    token: Annotated[str, StringConstraints(min_length=10, max_length=200)]
-    new_password: Annotated[str, Field(min_length=1, max_length=1024)]
+    email: EmailInput
+    source: Source
 
 
 class Accepted(BaseModel):
     status: Literal["accepted"] = "accepted"
 
 
-class PasswordResetsController(Controller):
-    path = "/internal/password-resets"
-
-    @post("/", status_code=202, summary="Mail a reset link if the account exists; the answer is always the same")
-    async def request_reset(self, data: EmailRequest, service: Service) -> Accepted:
-        async with service.db.transaction() as session:
-            await recovery.request_reset(session, service.outbox, data.email, data.source, datetime.now(UTC))
-        return Accepted()
-
-    @post("/confirmation", status_code=200, summary="Set a new password with a reset link's token")
-    async def reset(self, data: ResetConfirmation, service: Service) -> Accepted:
-        try:
-            async with service.db.transaction() as session:
-                await recovery.reset_password(session, service.outbox, data.token, data.new_password, datetime.now(UTC))
-        except accounts.InvalidToken as exc:
-            raise ProblemError(
-                400, exc.code, "Invalid or expired link", "This reset link is invalid, used or expired."
-            ) from exc
-        except accounts.InvalidField as exc:
-            raise ProblemError(400, exc.failure.code, "Invalid password", exc.failure.message, field=exc.field) from exc
-        return Accepted()
-
-
-Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
-ActorId = Annotated[uuid.UUID, Parameter(header="X-Actor-Id", description="the user the gateway acts for")]
-
-
-class ProfileChanges(BaseModel):
-    name: Name | None = None
-    city: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
-    postal_address: Text | None = None
-    contact_name: Name | None = None
-    phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None = None
-    billing_address: Text | None = None
-    vat_number: Annotated[str, StringConstraints(strip_whitespace=True, max_length=30)] | None = None
-
-
-class ProfileController(Controller):
-    path = "/internal/accounts/{account_id:uuid}/profile"
-
-    @get("/", summary="An institution's profile, if the actor may see it")
-    async def read(self, account_id: uuid.UUID, actor_id: ActorId, service: Service) -> dict[str, Any]:
-        async with service.db.transaction() as session:
-            try:
-                return await profile.read_profile(session, await profile.actor(session, actor_id), account_id)
-            except profile.NotFound as exc:
-                raise ProblemError(404, "not_found", "Not found") from exc
-
-    @patch("/", summary="Edit an institution's profile (its managers only)")
-    async def edit(
-        self, account_id: uuid.UUID, actor_id: ActorId, data: ProfileChanges, service: Service
-    ) -> dict[str, Any]:
-        try:
-            async with service.db.transaction() as session:
-                who = await profile.actor(session, actor_id)
-                return await profile.edit_profile(session, who, account_id, data.model_dump(exclude_unset=True))
-        except profile.NotFound as exc:
-            raise ProblemError(404, "not_found", "Not found") from exc
-        except profile.Forbidden as exc:
-            raise ProblemError(403, "forbidden", "Forbidden", "Only the account's managers can edit it.") from exc
-        except accounts.InvalidField as exc:
-            raise ProblemError(400, exc.failure.code, "Invalid profile", exc.failure.message, field=exc.field) from exc
-
-
 class AccountsController(Controller):
     path = "/internal/accounts"
+    tags = ["sign-up"]
 
-    @post("/", status_code=201)
+    @post("/", status_code=201, summary="Open an institution's account; mails the verification link")
     async def sign_up(self, data: SignUpRequest, service: Service) -> SignUpResponse:
         settings = service.settings
         assert isinstance(settings, AccountsSettings)
-        try:
-            async with service.db.transaction() as session:
-                account_id = await accounts.sign_up(
-                    session,
-                    service.outbox,
-                    accounts.SignUp(**data.model_dump()),
-                    verification_ttl=timedelta(hours=settings.verification_ttl_hours),
-                )
-        except accounts.InvalidField as exc:
-            raise ProblemError(400, exc.failure.code, "Invalid sign-up", exc.failure.message, field=exc.field) from exc
-        except accounts.InstitutionExists as exc:
-            raise ProblemError(
-                409,
-                exc.code,
-                "Institution already registered",
-                "This institution already has a Visiopass account. Ask its account manager to add you as a "
-                "manager; if you cannot reach them, write to support, who will forward your request to them.",
-            ) from exc
-        except accounts.EmailTaken as exc:
-            raise ProblemError(
-                409, exc.code, "Email already registered", "An account already uses this email address."
-            ) from exc
+        async with service.db.transaction() as session:
+            account_id = await accounts.sign_up(
+                session,
+                service.outbox,
+                accounts.SignUp(**data.model_dump()),
+                verification_ttl=timedelta(hours=settings.verification_ttl_hours),
+            )
         return SignUpResponse(account_id=account_id)
 
     @post("/verification/resend", status_code=202, summary="Mail a new verification link (same answer always)")
@@ -224,18 +101,384 @@ class AccountsController(Controller):
                 service.outbox,
                 data.email,
                 data.source,
-                datetime.now(UTC),
+                now(),
                 verification_ttl=timedelta(hours=settings.verification_ttl_hours),
             )
         return Accepted()
 
-    @post("/verification", status_code=200)
-    async def verify(self, data: VerifyRequest, service: Service) -> VerifyResponse:
-        try:
-            async with service.db.transaction() as session:
-                account_id = await accounts.verify_email(session, service.outbox, data.token)
-        except accounts.InvalidToken as exc:
-            raise ProblemError(
-                400, exc.code, "Invalid or expired link", "This verification link is invalid, used or expired."
-            ) from exc
+    @post("/verification", status_code=200, summary="Confirm the account manager's email with the mailed token")
+    async def verify(self, data: TokenRequest, service: Service) -> VerifyResponse:
+        async with service.db.transaction() as session:
+            account_id = await accounts.verify_email(session, service.outbox, data.token)
         return VerifyResponse(account_id=account_id)
+
+
+class LoginRequest(BaseModel):
+    email: EmailInput
+    password: Password
+    source: Source = Field(description="the client's address as seen by the gateway, for per-source throttling")
+
+
+class IdentityResponse(BaseModel):
+    user_id: uuid.UUID
+    email: str
+    name: str
+    language: Literal["fr", "en"]
+    email_verified: bool
+    token_version: int
+    is_organiser: bool
+    memberships: dict[uuid.UUID, Literal["manager", "member"]]
+
+
+class SessionOpened(BaseModel):
+    session_id: uuid.UUID
+    expires_at: datetime
+    identity: IdentityResponse
+
+
+class SessionsController(Controller):
+    path = "/internal/sessions"
+    tags = ["sessions"]
+
+    @post("/", status_code=201, summary="Check credentials (throttled) and open a session")
+    async def log_in(self, data: LoginRequest, service: Service) -> SessionOpened:
+        async with service.db.transaction() as session:
+            outcome = await credentials.login(session, data.email, data.password, data.source, now())
+            if isinstance(outcome, credentials.Identity):
+                session_id, expires_at = await credentials.open_session(session, outcome, data.source, now())
+        if isinstance(outcome, credentials.Refused):
+            if outcome.reason == "too_many_attempts":
+                seconds = int(outcome.retry_after.total_seconds()) + 1 if outcome.retry_after else 60
+                raise ProblemError(
+                    429,
+                    "too_many_attempts",
+                    "Too many failed attempts",
+                    f"Too many failed attempts: try again in {(seconds + 59) // 60} minute(s).",
+                    retry_after=seconds,
+                )
+            raise ProblemError(401, "invalid_credentials", "Invalid email or password")
+        return SessionOpened(session_id=session_id, expires_at=expires_at, identity=IdentityResponse(**vars(outcome)))
+
+    @get("/{session_id:uuid}", summary="The identity behind an open session (re-read on every request)")
+    async def identity(self, session_id: uuid.UUID, service: Service) -> IdentityResponse:
+        async with service.db.transaction() as session:
+            identity = await credentials.session_identity(session, session_id, now())
+        if identity is None:
+            raise NotFound
+        return IdentityResponse(**vars(identity))
+
+    @delete("/{session_id:uuid}", status_code=204, summary="Log out: end this session")
+    async def log_out(self, session_id: uuid.UUID, service: Service) -> None:
+        async with service.db.transaction() as session:
+            await credentials.end_session(session, session_id, now())
+
+
+class TokenVersion(BaseModel):
+    token_version: int
+
+
+class Settings(BaseModel):
+    name: Name | None = None
+    language: Literal["fr", "en"] | None = None
+
+
+class PasswordChange(BaseModel):
+    current_password: Password
+    new_password: Password
+    session_id: uuid.UUID | None = Field(None, description="the session it is changed from, which stays open")
+
+
+class EmailChange(BaseModel):
+    password: Password
+    new_email: EmailInput
+
+
+class UsersController(Controller):
+    """What a signed-in person does to themself."""
+
+    path = "/internal/users/{user_id:uuid}"
+    tags = ["users"]
+
+    @patch("/", summary="Change one's name or the language of one's emails")
+    async def update(self, user_id: uuid.UUID, data: Settings, service: Service) -> IdentityResponse:
+        async with service.db.transaction() as session:
+            await me.update_settings(session, user_id, name=data.name, language=data.language)
+            identity = await credentials.identity_of(session, user_id)
+        assert identity is not None
+        return IdentityResponse(**vars(identity))
+
+    @post("/logout-everywhere", status_code=200, summary="End every session of the user")
+    async def log_out_everywhere(self, user_id: uuid.UUID, service: Service) -> TokenVersion:
+        async with service.db.transaction() as session:
+            return TokenVersion(token_version=await credentials.log_out_everywhere(session, user_id, now()))
+
+    @post("/password", status_code=200, summary="Change one's password (the current one is required)")
+    async def change_password(self, user_id: uuid.UUID, data: PasswordChange, service: Service) -> Accepted:
+        async with service.db.transaction() as session:
+            await me.change_password(
+                session,
+                service.outbox,
+                user_id,
+                data.current_password,
+                data.new_password,
+                now(),
+                keep_session=data.session_id,
+            )
+        return Accepted()
+
+    @post("/email-change", status_code=202, summary="Ask to change one's email; the new address must confirm")
+    async def change_email(self, user_id: uuid.UUID, data: EmailChange, service: Service) -> Accepted:
+        async with service.db.transaction() as session:
+            await me.request_email_change(session, service.outbox, user_id, data.password, data.new_email, now())
+        return Accepted()
+
+
+class NewPassword(BaseModel):
+    token: Token
+    new_password: Password
+
+
+class LinksController(Controller):
+    """What the mailed links do, whoever opens them."""
+
+    path = "/internal"
+    tags = ["links"]
+
+    @post("/password-resets", status_code=202, summary="Mail a reset link if the account exists (same answer)")
+    async def request_reset(self, data: EmailRequest, service: Service) -> Accepted:
+        async with service.db.transaction() as session:
+            await recovery.request_reset(session, service.outbox, data.email, data.source, now())
+        return Accepted()
+
+    @post("/password-resets/confirmation", status_code=200, summary="Set a new password with a reset token")
+    async def reset(self, data: NewPassword, service: Service) -> Accepted:
+        async with service.db.transaction() as session:
+            await recovery.reset_password(session, service.outbox, data.token, data.new_password, now())
+        return Accepted()
+
+    @post("/invitations/acceptance", status_code=200, summary="Set an invited member's password")
+    async def accept_invitation(self, data: NewPassword, service: Service) -> Accepted:
+        async with service.db.transaction() as session:
+            await members.accept_invitation(session, data.token, data.new_password, now())
+        return Accepted()
+
+    @post("/email-changes/confirmation", status_code=200, summary="Confirm a new email address with its token")
+    async def confirm_email(self, data: TokenRequest, service: Service) -> dict[str, str]:
+        async with service.db.transaction() as session:
+            return {"email": await me.confirm_email_change(session, service.outbox, data.token, now())}
+
+
+class ProfileChanges(BaseModel):
+    name: Name | None = None
+    city: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
+    postal_address: Text | None = None
+    contact_name: Name | None = None
+    phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None = None
+    billing_address: Text | None = None
+    vat_number: Annotated[str, StringConstraints(strip_whitespace=True, max_length=30)] | None = None
+
+
+class Closure(BaseModel):
+    password: Password = Field(description="the closing manager's password")
+
+
+class AccountController(Controller):
+    """One institution's account, for its people."""
+
+    path = "/internal/accounts/{account_id:uuid}"
+    tags = ["account"]
+
+    @get("/profile", summary="The institution's profile, if the actor may see it")
+    async def read(self, account_id: uuid.UUID, actor_id: ActorId, service: Service) -> dict[str, Any]:
+        async with service.db.transaction() as session:
+            return await profile.read_profile(session, await access.actor(session, actor_id), account_id)
+
+    @patch("/profile", summary="Edit the institution's profile (its managers only)")
+    async def edit(
+        self, account_id: uuid.UUID, actor_id: ActorId, data: ProfileChanges, service: Service
+    ) -> dict[str, Any]:
+        async with service.db.transaction() as session:
+            who = await access.actor(session, actor_id)
+            return await profile.edit_profile(session, who, account_id, data.model_dump(exclude_unset=True))
+
+    @get("/export", summary="GDPR export: everything accounts holds on the account (its managers)")
+    async def export(self, account_id: uuid.UUID, actor_id: ActorId, service: Service) -> dict[str, Any]:
+        async with service.db.transaction() as session:
+            return await gdpr.export_account(session, await access.actor(session, actor_id), account_id, now())
+
+    @post("/closure", status_code=200, summary="Close the account and erase its personal data (a manager)")
+    async def close(self, account_id: uuid.UUID, actor_id: ActorId, data: Closure, service: Service) -> Accepted:
+        async with service.db.transaction() as session:
+            who = await access.actor(session, actor_id)
+            await gdpr.close_account(session, service.outbox, who, account_id, data.password, now())
+        return Accepted()
+
+
+class NewMember(BaseModel):
+    name: Annotated[str, StringConstraints(max_length=400)]
+    email: Annotated[str, StringConstraints(max_length=400)]
+
+
+class NewMembers(BaseModel):
+    members: list[NewMember] = Field(min_length=1, max_length=200)
+
+
+class RowProblem(BaseModel):
+    line: int = Field(description="line of the file (the header is line 1), or position in the list from 1")
+    code: str
+    message: str
+
+
+class AddedMembers(BaseModel):
+    invited: int = Field(description="new people, invited to set a password")
+    joined: int = Field(description="people who already had an identity and joined with it")
+    already_members: int
+    rejected: list[RowProblem]
+
+
+class MemberChanges(BaseModel):
+    email: EmailInput | None = Field(None, description="corrects the address of a member who has not accepted yet")
+    role: Literal["manager", "member"] | None = None
+
+
+class MembersController(Controller):
+    path = "/internal/accounts/{account_id:uuid}/members"
+    tags = ["members"]
+
+    @get("/", summary="The account's members (a page, by name) and their counts (managers, organisers)")
+    async def page(
+        self,
+        account_id: uuid.UUID,
+        actor_id: ActorId,
+        service: Service,
+        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Parameter(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        async with service.db.transaction() as session:
+            who = await access.actor(session, actor_id)
+            return await members.list_members(session, who, account_id, limit=limit, offset=offset)
+
+    @post("/", status_code=200, summary="Add one or several members; each row is checked and reported")
+    async def add(self, account_id: uuid.UUID, actor_id: ActorId, data: NewMembers, service: Service) -> AddedMembers:
+        seen: dict[str, int] = {}
+        checked = [check_member(i, m.name, m.email, seen) for i, m in enumerate(data.members, start=1)]
+        people = [row for row in checked if isinstance(row, MemberRow)]
+        rejected = [RowProblem(**vars(row)) for row in checked if not isinstance(row, MemberRow)]
+        return await self._add(service, account_id, actor_id, people, rejected)
+
+    @post(
+        "/import",
+        status_code=200,
+        summary="Import members from a CSV file (UTF-8 with or without BOM, `;` or `,`, a header row)",
+        description="The body is the file itself. Rows with a problem are reported with their line and left "
+        "out; a file that cannot be read as a whole (empty, binary, no header, too large) imports nothing.",
+    )
+    async def import_csv(
+        self,
+        account_id: uuid.UUID,
+        actor_id: ActorId,
+        data: Annotated[bytes, Body(media_type="text/csv")],
+        service: Service,
+    ) -> AddedMembers:
+        try:
+            report = parse_members_csv(data)
+        except UnreadableFile as exc:
+            raise InvalidField("file", exc) from exc
+        rejected = [RowProblem(**vars(error)) for error in report.errors]
+        return await self._add(service, account_id, actor_id, report.rows, rejected)
+
+    async def _add(
+        self,
+        service: Service,
+        account_id: uuid.UUID,
+        actor_id: uuid.UUID,
+        people: list[MemberRow],
+        rejected: list[RowProblem],
+    ) -> AddedMembers:
+        async with service.db.transaction() as session:
+            who = await access.actor(session, actor_id)
+            added = await members.add_members(session, service.outbox, who, account_id, people, now())
+        return AddedMembers(
+            invited=len(added.invited),
+            joined=len(added.joined),
+            already_members=len(added.already_members),
+            rejected=rejected,
+        )
+
+    @patch("/{member_id:uuid}", summary="Correct a member's address (re-inviting them) or change their role")
+    async def change(
+        self, account_id: uuid.UUID, member_id: uuid.UUID, actor_id: ActorId, data: MemberChanges, service: Service
+    ) -> dict[str, Any]:
+        async with service.db.transaction() as session:
+            who = await access.actor(session, actor_id)
+            member: dict[str, Any] = {}
+            if data.email is not None:
+                member = await members.correct_email(
+                    session, service.outbox, who, account_id, member_id, data.email, now()
+                )
+            if data.role is not None:
+                member = await members.set_role(session, who, account_id, member_id, data.role)
+            return member or await members.read_member(session, who, account_id, member_id)
+
+    @delete("/{member_id:uuid}", status_code=204, summary="Remove a member from the account")
+    async def remove(self, account_id: uuid.UUID, member_id: uuid.UUID, actor_id: ActorId, service: Service) -> None:
+        async with service.db.transaction() as session:
+            who = await access.actor(session, actor_id)
+            await members.remove_member(session, service.outbox, who, account_id, member_id, now())
+
+    @post("/{member_id:uuid}/invitation", status_code=202, summary="Send the invitation again")
+    async def reinvite(
+        self, account_id: uuid.UUID, member_id: uuid.UUID, actor_id: ActorId, service: Service
+    ) -> Accepted:
+        async with service.db.transaction() as session:
+            who = await access.actor(session, actor_id)
+            await members.resend_invitation(session, service.outbox, who, account_id, member_id, now())
+        return Accepted()
+
+    @post("/{member_id:uuid}/password-reset", status_code=202, summary="Mail the member a password reset link")
+    async def reset(self, account_id: uuid.UUID, member_id: uuid.UUID, actor_id: ActorId, service: Service) -> Accepted:
+        async with service.db.transaction() as session:
+            who = await access.actor(session, actor_id)
+            await members.send_password_reset(session, service.outbox, who, account_id, member_id, now())
+        return Accepted()
+
+
+class TemplateController(Controller):
+    path = "/internal/member-import-template"
+    tags = ["members"]
+
+    @get("/", summary="The CSV template for member imports", media_type="text/csv; charset=utf-8")
+    async def template(self) -> Response[bytes]:
+        return Response(
+            template_bytes(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="visiopass-members.csv"'},
+        )
+
+
+class OrganisersController(Controller):
+    path = "/internal/organisers/{user_id:uuid}"
+    tags = ["organisers"]
+
+    @put("/", status_code=204, summary="Make a user an organiser (organisers only)")
+    async def grant(self, user_id: uuid.UUID, actor_id: ActorId, service: Service) -> None:
+        async with service.db.transaction() as session:
+            await access.set_organiser(session, await access.actor(session, actor_id), user_id, True)
+
+    @delete("/", status_code=204, summary="Take the organiser role away (organisers only; one must remain)")
+    async def revoke(self, user_id: uuid.UUID, actor_id: ActorId, service: Service) -> None:
+        async with service.db.transaction() as session:
+            await access.set_organiser(session, await access.actor(session, actor_id), user_id, False)
+
+
+CONTROLLERS = [
+    AccountsController,
+    SessionsController,
+    UsersController,
+    LinksController,
+    AccountController,
+    MembersController,
+    TemplateController,
+    OrganisersController,
+]
+EXCEPTION_HANDLERS = {AccountsError: problem}

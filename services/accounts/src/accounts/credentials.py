@@ -15,7 +15,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from accounts.models import login_throttle, memberships, users
+from accounts.errors import InvalidField, NotFound, WrongPassword
+from accounts.models import login_throttle, memberships, sessions, users
+from accounts.validators import ValidationFailure, check_password
 
 # argon2id with OWASP's first recommended setting (m=19 MiB, t=2, p=1): about 47 ms a hash on these 2 cores,
 # against 180 ms for argon2-cffi's default (m=64 MiB, t=3, p=4), which would make 50 concurrent logins queue
@@ -44,6 +46,7 @@ class Identity:
     user_id: uuid.UUID
     email: str
     name: str
+    language: str
     email_verified: bool
     token_version: int
     is_organiser: bool
@@ -80,7 +83,7 @@ async def login(
     if locked_until is not None:
         return Refused("too_many_attempts", locked_until - now)
     user = await user_by_email(session, email)
-    if not await asyncio.to_thread(_password_matches, user.password_hash if user else None, password):
+    if not await asyncio.to_thread(password_matches, user.password_hash if user else None, password):
         for key, policy in keys.items():
             await record_attempt(session, key, policy, now)
         return Refused("invalid_credentials")
@@ -111,18 +114,12 @@ async def _identity(session: AsyncSession, user: Any) -> Identity:
         user_id=user.id,
         email=user.email,
         name=user.name,
+        language=user.language,
         email_verified=user.email_verified_at is not None,
         token_version=user.token_version,
         is_organiser=user.is_organiser,
         memberships={institution: role for institution, role in roles},
     )
-
-
-def _password_matches(stored_hash: str | None, password: str) -> bool:
-    try:
-        return password_hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
-    except (VerificationError, InvalidHashError):
-        return False
 
 
 async def is_locked(session: AsyncSession, keys: Iterable[str], now: datetime) -> datetime | None:
@@ -163,8 +160,58 @@ async def record_attempt(session: AsyncSession, key: str, policy: ThrottlePolicy
     )
 
 
-async def log_out_everywhere(session: AsyncSession, user_id: uuid.UUID) -> int:
-    """Invalidate every session of the user: sessions carry the token version they were issued with."""
+SESSION_TTL = timedelta(hours=8)
+
+
+async def open_session(
+    session: AsyncSession, identity: Identity, source: str, now: datetime, ttl: timedelta = SESSION_TTL
+) -> tuple[uuid.UUID, datetime]:
+    """A new session of the user (and the time it ends); the user's finished sessions are forgotten."""
+    await session.execute(
+        sessions.delete().where(
+            sessions.c.user_id == identity.user_id, (sessions.c.ended_at.is_not(None)) | (sessions.c.expires_at <= now)
+        )
+    )
+    session_id = uuid.uuid4()
+    await session.execute(
+        sessions.insert().values(
+            id=session_id,
+            user_id=identity.user_id,
+            token_version=identity.token_version,
+            source=source,
+            created_at=now,
+            expires_at=now + ttl,
+        )
+    )
+    return session_id, now + ttl
+
+
+async def session_identity(session: AsyncSession, session_id: uuid.UUID, now: datetime) -> Identity | None:
+    """The identity behind a session that is still open: not ended, not expired, and issued with the user's
+    current token version (a password reset or "log out everywhere" bumps it)."""
+    user = (
+        await session.execute(
+            select(users)
+            .join(sessions, sessions.c.user_id == users.c.id)
+            .where(
+                sessions.c.id == session_id,
+                sessions.c.ended_at.is_(None),
+                sessions.c.expires_at > now,
+                sessions.c.token_version == users.c.token_version,
+            )
+        )
+    ).first()
+    return None if user is None else await _identity(session, user)
+
+
+async def end_session(session: AsyncSession, session_id: uuid.UUID, now: datetime) -> None:
+    await session.execute(
+        update(sessions).where(sessions.c.id == session_id, sessions.c.ended_at.is_(None)).values(ended_at=now)
+    )
+
+
+async def log_out_everywhere(session: AsyncSession, user_id: uuid.UUID, now: datetime) -> int:
+    """End every session of the user; sessions issued before the token version bump are void too."""
     version = await session.scalar(
         update(users)
         .where(users.c.id == user_id)
@@ -172,5 +219,44 @@ async def log_out_everywhere(session: AsyncSession, user_id: uuid.UUID) -> int:
         .returning(users.c.token_version)
     )
     if version is None:
-        raise LookupError(user_id)
+        raise NotFound
+    await session.execute(
+        update(sessions).where(sessions.c.user_id == user_id, sessions.c.ended_at.is_(None)).values(ended_at=now)
+    )
+    return int(version)
+
+
+def password_matches(stored_hash: str | None, password: str) -> bool:
+    """Constant work whether or not there is a hash (a dummy one stands in), so timing reveals nothing."""
+    try:
+        return password_hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+async def check_current_password(session: AsyncSession, user_id: uuid.UUID, password: str) -> Any:
+    """The user's row, locked, when `password` is theirs; WrongPassword otherwise."""
+    user = (await session.execute(select(users).where(users.c.id == user_id).with_for_update())).first()
+    if user is None:
+        raise NotFound
+    if not await asyncio.to_thread(password_matches, user.password_hash, password):
+        raise WrongPassword
+    return user
+
+
+async def set_password(
+    session: AsyncSession, user: Any, new_password: str, *, field: str = "new_password", **also: Any
+) -> int:
+    """Give `user` (a users row) a new password once it passes the rules; every session issued before ends
+    (the token version is bumped). `also`: other columns to set. Returns the new token version."""
+    try:
+        check_password(new_password, email=user.email, names=[user.name])
+    except ValidationFailure as exc:
+        raise InvalidField(field, exc) from exc
+    version = await session.scalar(
+        update(users)
+        .where(users.c.id == user.id)
+        .values(password_hash=await hash_password(new_password), token_version=users.c.token_version + 1, **also)
+        .returning(users.c.token_version)
+    )
     return int(version)

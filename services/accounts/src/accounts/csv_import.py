@@ -197,29 +197,34 @@ def parse_members_csv(data: bytes, *, max_rows: int = 10_000) -> ImportReport:
             code = "too_many_columns" if len(cells) > columns.width else "too_few_columns"
             errors.append(RowError(line, code, f"Expected {columns.width} columns, found {len(cells)}."))
             continue
-        name = _row_name(cells, columns)
-        if not name:
-            errors.append(RowError(line, "name_missing", "The name is missing."))
-            continue
-        if len(name) > NAME_MAX:
-            errors.append(RowError(line, "name_too_long", f"The name is longer than {NAME_MAX} characters."))
-            continue
-        raw_email = cells[columns.email].strip()
-        if not raw_email:
-            errors.append(RowError(line, "email_missing", "The email is missing."))
-            continue
-        try:
-            email = normalise_email(raw_email)
-        except InvalidEmail as exc:
-            errors.append(RowError(line, "email_invalid", exc.message))
-            continue
-        key = email.casefold()
-        if key in first_line_of:
-            errors.append(RowError(line, "email_duplicate", f"This email is already on line {first_line_of[key]}."))
-            continue
-        first_line_of[key] = line
-        rows.append(MemberRow(line, name, email))
+        checked = check_member(line, _row_name(cells, columns), cells[columns.email], first_line_of)
+        if isinstance(checked, MemberRow):
+            rows.append(checked)
+        else:
+            errors.append(checked)
     return ImportReport(rows, errors)
+
+
+def check_member(line: int, name: str, raw_email: str, first_line_of: dict[str, int]) -> MemberRow | RowError:
+    """One member's name and email checked, with the email normalised; `first_line_of` (email -> line)
+    spots duplicates and records this one."""
+    name = " ".join(name.split())
+    if not name:
+        return RowError(line, "name_missing", "The name is missing.")
+    if len(name) > NAME_MAX:
+        return RowError(line, "name_too_long", f"The name is longer than {NAME_MAX} characters.")
+    raw_email = raw_email.strip()
+    if not raw_email:
+        return RowError(line, "email_missing", "The email is missing.")
+    try:
+        email = normalise_email(raw_email)
+    except InvalidEmail as exc:
+        return RowError(line, "email_invalid", exc.message)
+    key = email.casefold()
+    if key in first_line_of:
+        return RowError(line, "email_duplicate", f"This email is already on line {first_line_of[key]}.")
+    first_line_of[key] = line
+    return MemberRow(line, name, email)
 
 
 def _records(reader: "_csv.Reader", first_line: int) -> Iterator[tuple[int, list[str]]]:

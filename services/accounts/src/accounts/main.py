@@ -1,12 +1,9 @@
 """Wires the accounts service: settings, runtime (db, Kafka, outbox relay) and HTTP routes."""
 
-from accounts.api import AccountsController, PasswordResetsController, ProfileController, SessionsController
+from accounts.api import CONTROLLERS, EXCEPTION_HANDLERS
 from accounts.settings import AccountsSettings
 from servicekit.runtime import Service
 
 settings = AccountsSettings()
 service = Service(settings, migrations_package="accounts")
-app = service.http_app(
-    [AccountsController, SessionsController, PasswordResetsController, ProfileController],
-    title="Visiopass accounts (internal)",
-)
+app = service.http_app(CONTROLLERS, title="Visiopass accounts (internal)", exception_handlers=EXCEPTION_HANDLERS)

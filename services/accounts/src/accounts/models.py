@@ -35,7 +35,8 @@ institutions = Table(
     Column("phone", String(20)),  # E.164
     Column("billing_address", Text),
     Column("vat_number", String(20)),  # printed on invoices by billing
-    Index("institutions_identifier_unique", "identifier", unique=True),
+    # a closed institution keeps its identifier for its invoices, and may open a new account
+    Index("institutions_identifier_unique", "identifier", unique=True, postgresql_where=text("closed_at IS NULL")),
 )
 
 users = Table(
@@ -50,6 +51,7 @@ users = Table(
     Column("token_version", Integer, nullable=False, server_default="0"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("is_organiser", Boolean, nullable=False, server_default=false()),
+    Column("pending_email", String(320)),  # asked for, awaiting confirmation from that address
     Index("users_email_unique", text("lower(email)"), unique=True),
 )
 
@@ -81,4 +83,17 @@ login_throttle = Table(
     Column("failures", Integer, nullable=False, server_default="0"),
     Column("window_started_at", DateTime(timezone=True), nullable=False),
     Column("locked_until", DateTime(timezone=True)),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("token_version", Integer, nullable=False),  # the user's when issued; a bump ends the session
+    Column("source", String(100), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+    Index("sessions_user", "user_id"),
 )

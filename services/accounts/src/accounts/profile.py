@@ -1,69 +1,37 @@
-"""An institution's profile. Who may do what: members read their institution's profile, managers edit it,
-organisers read every profile; anyone else gets "not found", so other institutions' existence never shows."""
+"""An institution's profile: its members and organisers read it, its managers edit it (see `access`)."""
 
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from accounts.models import institutions, memberships, users
-from accounts.service import InvalidField
+from accounts.access import Actor, managed_institution, readable_institution
+from accounts.errors import InvalidField
+from accounts.models import institutions, memberships
 from accounts.validators import ValidationFailure, normalise_phone, validate_vat_number
 
 EDITABLE = ("name", "city", "postal_address", "contact_name", "phone", "billing_address", "vat_number")
 
 
-class NotFound(Exception):
-    code = "not_found"
-
-
-class Forbidden(Exception):
-    code = "forbidden"
-
-
-@dataclass(frozen=True)
-class Actor:
-    user_id: uuid.UUID
-    is_organiser: bool
-    roles: dict[uuid.UUID, str]  # institution -> manager | member
-
-    def may_read(self, account_id: uuid.UUID) -> bool:
-        return self.is_organiser or account_id in self.roles
-
-    def may_manage(self, account_id: uuid.UUID) -> bool:
-        return self.roles.get(account_id) == "manager"
-
-
-async def actor(session: AsyncSession, user_id: uuid.UUID) -> Actor:
-    is_organiser = await session.scalar(select(users.c.is_organiser).where(users.c.id == user_id))
-    if is_organiser is None:
-        raise NotFound
-    rows = await session.execute(
-        select(memberships.c.institution_id, memberships.c.role).where(memberships.c.user_id == user_id)
-    )
-    return Actor(user_id, is_organiser, {institution: role for institution, role in rows})
-
-
 async def read_profile(session: AsyncSession, who: Actor, account_id: uuid.UUID) -> dict[str, Any]:
-    if not who.may_read(account_id):
-        raise NotFound
-    row = (await session.execute(select(institutions).where(institutions.c.id == account_id))).first()
-    if row is None:
-        raise NotFound
-    return {"account_id": row.id, "kind": row.kind, "identifier": row.identifier} | {
-        name: getattr(row, name) for name in EDITABLE
-    }
+    row = await readable_institution(session, who, account_id)
+    member_count = await session.scalar(
+        select(func.count()).select_from(memberships).where(memberships.c.institution_id == account_id)
+    )
+    return {
+        "account_id": row.id,
+        "kind": row.kind,
+        "identifier": row.identifier,
+        "closed_at": row.closed_at,
+        "member_count": member_count,
+    } | {name: getattr(row, name) for name in EDITABLE}
 
 
 async def edit_profile(
     session: AsyncSession, who: Actor, account_id: uuid.UUID, changes: dict[str, Any]
 ) -> dict[str, Any]:
-    if not who.may_read(account_id):
-        raise NotFound
-    if not who.may_manage(account_id):
-        raise Forbidden
+    await managed_institution(session, who, account_id)
     values = {name: value for name, value in changes.items() if name in EDITABLE}
     try:
         if values.get("phone"):

@@ -4,14 +4,15 @@ the owner."""
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from accounts.credentials import ThrottlePolicy, email_key, hash_password, spend_attempt, user_by_email
-from accounts.models import memberships, users
-from accounts.service import InvalidField, consume_token, issue_token, void_tokens
-from accounts.validators import ValidationFailure, check_password
+from accounts.access import home_account
+from accounts.credentials import ThrottlePolicy, email_key, set_password, spend_attempt, user_by_email
+from accounts.models import users
+from accounts.service import consume_token, issue_token, void_tokens
 from contracts.events.accounts import PasswordChanged, PasswordResetRequested
 from servicekit.outbox import Outbox
 
@@ -27,14 +28,18 @@ async def request_reset(session: AsyncSession, outbox: Outbox, email: str, sourc
     if not await spend_attempt(session, keys, now):
         return
     user = await user_by_email(session, email)
-    if user is None or user.password_hash is None:
-        return
+    if user is not None and user.password_hash is not None:
+        await mail_reset_link(session, outbox, user, now)
+
+
+async def mail_reset_link(session: AsyncSession, outbox: Outbox, user: Any, now: datetime) -> None:
+    """A new reset link for `user` (a users row), voiding the older ones."""
     await void_tokens(session, user.id, RESET_PURPOSE, now)
     token = await issue_token(session, user.id, RESET_PURPOSE, now + RESET_TTL)
     await outbox.add(
         session,
         PasswordResetRequested(
-            account_id=await _account_of(session, user.id),
+            account_id=await home_account(session, user.id),
             user_id=user.id,
             email=user.email,
             language=user.language,
@@ -49,36 +54,19 @@ async def reset_password(
 ) -> uuid.UUID:
     user_id = await consume_token(session, token, RESET_PURPOSE, now)
     user = (await session.execute(select(users).where(users.c.id == user_id).with_for_update())).one()
-    try:
-        check_password(new_password, email=user.email, names=[user.name])
-    except ValidationFailure as exc:
-        raise InvalidField("password", exc) from exc
-    await session.execute(
-        update(users)
-        .where(users.c.id == user_id)
-        .values(password_hash=await hash_password(new_password), token_version=users.c.token_version + 1)
-    )
+    await set_password(session, user, new_password)
     await void_tokens(session, user_id, RESET_PURPOSE, now)
-    await outbox.add(
-        session,
-        PasswordChanged(
-            account_id=await _account_of(session, user_id),
-            user_id=user_id,
-            email=user.email,
-            language=user.language,
-            changed_at=now,
-            reason="reset",
-        ),
-    )
+    await outbox.add(session, await password_changed(session, user, now, "reset"))
     return user_id
 
 
-async def _account_of(session: AsyncSession, user_id: uuid.UUID) -> uuid.UUID:
-    """The institution the user belongs to (the oldest membership); a user with none is its own key."""
-    institution = await session.scalar(
-        select(memberships.c.institution_id)
-        .where(memberships.c.user_id == user_id)
-        .order_by(memberships.c.created_at)
-        .limit(1)
+async def password_changed(session: AsyncSession, user: Any, now: datetime, reason: str) -> PasswordChanged:
+    """The event that tells `user` (a users row) their password changed."""
+    return PasswordChanged(
+        account_id=await home_account(session, user.id),
+        user_id=user.id,
+        email=user.email,
+        language=user.language,
+        changed_at=now,
+        reason=reason,
     )
-    return institution or user_id

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts.credentials import ThrottlePolicy, email_key, hash_password, spend_attempt, user_by_email
+from accounts.errors import EmailTaken, InstitutionExists, InvalidField, InvalidToken
 from accounts.models import action_tokens, institutions, memberships, users
 from accounts.validators import (
     ValidationFailure,
@@ -23,31 +24,6 @@ from contracts.events.accounts import AccountRegistered, AccountVerified, Verifi
 from servicekit.outbox import Outbox
 
 VERIFY_EMAIL = "verify_email"
-
-
-class AccountsError(Exception):
-    code = "accounts_error"
-
-
-class EmailTaken(AccountsError):
-    code = "email_taken"
-
-
-class InvalidToken(AccountsError):
-    code = "invalid_token"
-
-
-class InstitutionExists(AccountsError):
-    code = "institution_exists"
-
-
-class InvalidField(AccountsError):
-    """A sign-up field broke a rule; `failure.code` says which (e.g. uai_checksum, password_common)."""
-
-    def __init__(self, field: str, failure: ValidationFailure) -> None:
-        super().__init__(failure.message)
-        self.field = field
-        self.failure = failure
 
 
 @dataclass(frozen=True)
@@ -132,7 +108,8 @@ async def void_tokens(session: AsyncSession, user_id: uuid.UUID, purpose: str, n
 
 async def sign_up(session: AsyncSession, outbox: Outbox, form: SignUp, *, verification_ttl: timedelta) -> uuid.UUID:
     email, identifier = _checked(form)
-    if identifier and await session.scalar(select(institutions.c.id).where(institutions.c.identifier == identifier)):
+    open_with_identifier = (institutions.c.identifier == identifier) & institutions.c.closed_at.is_(None)
+    if identifier and await session.scalar(select(institutions.c.id).where(open_with_identifier)):
         raise InstitutionExists
     if await user_by_email(session, email) is not None:
         raise EmailTaken
