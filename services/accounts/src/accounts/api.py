@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
-from litestar.params import Body, Parameter
+from litestar.params import Parameter
 from pydantic import BaseModel, EmailStr, Field, StringConstraints
 
 from accounts import access, credentials, gdpr, me, members, profile, recovery
@@ -377,11 +377,11 @@ class MembersController(Controller):
         self,
         account_id: uuid.UUID,
         actor_id: ActorId,
-        data: Annotated[bytes, Body(media_type="text/csv")],
+        request: Request[Any, Any, Any],
         service: Service,
     ) -> AddedMembers:
         try:
-            report = parse_members_csv(data)
+            report = parse_members_csv(await request.body())
         except UnreadableFile as exc:
             raise InvalidField("file", exc) from exc
         rejected = [RowProblem(**vars(error)) for error in report.errors]
