@@ -23,3 +23,8 @@ async def wait_for_mail(mail_api: str, to: str, timeout: float = 30, subject_con
 
 def links_in(text: str) -> list[str]:
     return re.findall(r"https?://[^\s<>\"]+", text)
+
+
+def hidden_fields(html: str) -> dict[str, str]:
+    """The hidden inputs of a portal page's form (the token and the CSRF token), to post it back."""
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html))

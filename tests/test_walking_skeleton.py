@@ -1,7 +1,6 @@
 """The walking skeleton, through real processes: gateway -> accounts -> outbox -> Kafka -> notifier -> SMTP ->
 the link -> accounts -> AccountVerified on Kafka."""
 
-import re
 import uuid
 from urllib.parse import urlsplit
 
@@ -11,7 +10,7 @@ import pytest
 from contracts import decode
 from identifiers import new_siret, new_uai
 from kit import records_with_keys, wait_for
-from mail import links_in, wait_for_mail
+from mail import hidden_fields, links_in, wait_for_mail
 
 pytestmark = pytest.mark.infra
 
@@ -85,10 +84,6 @@ async def test_sign_up_mail_link_verifies_the_account(system, stack, kafka):
     assert 'consumer_events_total{consumer="account-mails"' in notifier_metrics
 
 
-def hidden_fields(html: str) -> dict[str, str]:
-    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html))
-
-
 async def test_forgotten_password_through_the_portal_and_the_mail(system, stack):
     email = f"reset-{uuid.uuid4().hex[:8]}@college-test.fr"
     body = {
@@ -123,7 +118,8 @@ async def test_forgotten_password_through_the_portal_and_the_mail(system, stack)
     headers = {"X-Internal-Token": system.internal_token}
     async with httpx.AsyncClient(base_url=system.url("accounts"), timeout=10, headers=headers) as accounts:
         login = {"email": email, "password": "seven copper herons over the loire", "source": "127.0.0.1"}
-        assert (await accounts.post("/internal/sessions", json=login)).status_code == 200
+        opened = await accounts.post("/internal/sessions", json=login)
+        assert (opened.status_code, opened.json()["identity"]["email"]) == (201, email)
         old = await accounts.post("/internal/sessions", json={**login, "password": body["password"]})
         assert old.json()["code"] == "invalid_credentials"
     notice = await wait_for_mail(stack.mail_api, email, subject_contains="changed")
@@ -190,6 +186,7 @@ async def test_sessions_log_in_identify_and_log_out_everywhere(system, stack):
         auth = {"Authorization": f"Bearer {created.json()['token']}"}
         me = (await gateway.get("/api/v1/me", headers=auth)).json()
         assert (me["email"], me["email_verified"], me["memberships"]) == (email, False, {account_id: "manager"})
+        assert (me["language"], "session_id" in me) == ("fr", False)
         tampered = {"Authorization": auth["Authorization"][:-2] + "xx"}
         assert (await gateway.get("/api/v1/me", headers=tampered)).status_code == 401
 

@@ -85,8 +85,8 @@ async def close_account(
     session: AsyncSession, outbox: Outbox, who: Actor, account_id: uuid.UUID, password: str, now: datetime
 ) -> None:
     """Close the account for good, once its manager has confirmed with their password."""
-    manager = await check_current_password(session, who.user_id, password)
     await managed_institution(session, who, account_id)
+    manager = await check_current_password(session, who.user_id, password)
     people = (
         await session.execute(
             select(users.c.id, users.c.email, users.c.is_organiser, memberships.c.role)

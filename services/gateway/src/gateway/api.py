@@ -1,15 +1,25 @@
 """Public JSON API, version 1."""
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from litestar import Controller, Request, Response, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post, put
+from litestar.datastructures import UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.params import Parameter
 from pydantic import BaseModel, EmailStr, Field, StringConstraints
 
 from gateway.sessions import Sessions
 from gateway.upstream import Upstream, relay
+from servicekit.http import ProblemError
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Password = Annotated[str, Field(min_length=1, max_length=1024)]
+Token = Annotated[str, StringConstraints(min_length=10, max_length=200)]
+EmailInput = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=320)]
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 
 
 class SignUp(BaseModel):
@@ -32,7 +42,7 @@ class SignUpAccepted(BaseModel):
 
 
 class Verification(BaseModel):
-    token: Annotated[str, StringConstraints(min_length=10, max_length=200)]
+    token: Token
 
 
 class Verified(BaseModel):
@@ -48,6 +58,10 @@ class ProfileChanges(BaseModel):
     phone: Annotated[str, StringConstraints(max_length=64)] | None = Field(None, description="French or E.164 number")
     billing_address: Annotated[str, StringConstraints(max_length=500)] | None = None
     vat_number: Annotated[str, StringConstraints(max_length=30)] | None = Field(None, description="EU VAT number")
+
+
+class Closure(BaseModel):
+    password: Password = Field(description="the closing manager's password")
 
 
 class AccountsApi(Controller):
@@ -80,14 +94,30 @@ class AccountsApi(Controller):
     async def verify(self, data: Verification, accounts: Upstream) -> Response[Any]:
         return relay(await accounts.call("POST", "/internal/accounts/verification", data.model_dump()))
 
+    @get("/{account_id:uuid}/export", summary="GDPR export: everything accounts holds on the account (its managers)")
+    async def export(self, account_id: uuid.UUID, identity: dict[str, Any], accounts: Upstream) -> Response[Any]:
+        response = relay(
+            await accounts.call("GET", f"/internal/accounts/{account_id}/export", actor=identity["user_id"])
+        )
+        if response.status_code == 200:
+            response.headers["Content-Disposition"] = f'attachment; filename="visiopass-account-{account_id}.json"'
+        return response
+
+    @post("/{account_id:uuid}/closure", status_code=200, summary="Close the account and erase its personal data")
+    async def close(
+        self, account_id: uuid.UUID, data: Closure, identity: dict[str, Any], accounts: Upstream
+    ) -> Response[Any]:
+        path = f"/internal/accounts/{account_id}/closure"
+        return relay(await accounts.call("POST", path, data.model_dump(), actor=identity["user_id"]))
+
 
 class ResetRequest(BaseModel):
     email: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=320)]
 
 
 class ResetConfirmation(BaseModel):
-    token: Annotated[str, StringConstraints(min_length=10, max_length=200)]
-    new_password: Annotated[str, Field(min_length=1, max_length=1024)]
+    token: Token
+    new_password: Password
 
 
 class PasswordResetsApi(Controller):
@@ -111,8 +141,8 @@ def client_address(request: Request[Any, Any, Any]) -> str:
 
 
 class Credentials(BaseModel):
-    email: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=320)]
-    password: Annotated[str, Field(min_length=1, max_length=1024)]
+    email: EmailInput
+    password: Password
 
 
 class SessionsApi(Controller):
@@ -125,25 +155,218 @@ class SessionsApi(Controller):
     ) -> Response[Any]:
         body = {"email": data.email, "password": data.password, "source": client_address(request)}
         response = await accounts.call("POST", "/internal/sessions", body)
-        if response.status_code != 200:
+        if response.status_code != 201:
             refused = relay(response)
             if retry_after := response.json().get("retry_after"):
                 refused.headers["Retry-After"] = str(retry_after)
             return refused
-        identity = response.json()
-        token = sessions.issue(uuid.UUID(identity["user_id"]), identity["token_version"])
-        expires_in = int(sessions.lifetime.total_seconds())
-        return Response({"token": token, "expires_in": expires_in, "identity": identity}, status_code=201)
+        opened = response.json()
+        expires_at = datetime.fromisoformat(opened["expires_at"])
+        remaining = (expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=UTC)) - datetime.now(UTC)
+        expires_in = int(max(min(remaining, sessions.lifetime).total_seconds(), 0))
+        token = sessions.issue(uuid.UUID(opened["session_id"]))
+        return Response({"token": token, "expires_in": expires_in, "identity": opened["identity"]}, status_code=201)
+
+    @delete("/current", status_code=204, summary="Log out: end this session")
+    async def log_out(self, identity: dict[str, Any], accounts: Upstream) -> Response[None]:
+        return relay(await accounts.call("DELETE", f"/internal/sessions/{identity['session_id']}"))
 
     @post("/logout-everywhere", status_code=204, summary="End every session of the caller, on every device")
     async def log_out_everywhere(self, identity: dict[str, Any], accounts: Upstream) -> None:
-        await accounts.call("POST", f"/internal/users/{identity['user_id']}/logout-everywhere")
+        relay(await accounts.call("POST", f"/internal/users/{identity['user_id']}/logout-everywhere"))
+
+
+class MeChanges(BaseModel):
+    name: Name | None = None
+    language: Literal["fr", "en"] | None = Field(None, description="the language of one's emails")
+
+
+class PasswordChange(BaseModel):
+    current_password: Password
+    new_password: Password
+
+
+class EmailChange(BaseModel):
+    password: Password
+    new_email: EmailInput
 
 
 class MeApi(Controller):
     path = "/api/v1/me"
     tags = ["sessions"]
 
-    @get("/", summary="Who the session belongs to: identity, verification state, roles per institution")
+    @get("/", summary="Who the session belongs to: identity, language, verification state, roles per institution")
     async def me(self, identity: dict[str, Any]) -> dict[str, Any]:
-        return identity
+        return {key: value for key, value in identity.items() if key != "session_id"}
+
+    @patch("/", summary="Change one's name or the language of one's emails")
+    async def update(self, data: MeChanges, identity: dict[str, Any], accounts: Upstream) -> Response[Any]:
+        path = f"/internal/users/{identity['user_id']}"
+        return relay(await accounts.call("PATCH", path, data.model_dump(exclude_unset=True)))
+
+    @post("/password", status_code=200, summary="Change one's password; the caller's other sessions end")
+    async def change_password(
+        self, data: PasswordChange, identity: dict[str, Any], accounts: Upstream
+    ) -> Response[Any]:
+        body = {**data.model_dump(), "session_id": identity["session_id"]}
+        return relay(await accounts.call("POST", f"/internal/users/{identity['user_id']}/password", body))
+
+    @post("/email-change", status_code=202, summary="Change one's email: mails a confirmation link to the new address")
+    async def change_email(self, data: EmailChange, identity: dict[str, Any], accounts: Upstream) -> Response[Any]:
+        path = f"/internal/users/{identity['user_id']}/email-change"
+        return relay(await accounts.call("POST", path, data.model_dump()))
+
+
+class EmailChangesApi(Controller):
+    path = "/api/v1/email-changes"
+    tags = ["sessions"]
+
+    @post("/confirmation", status_code=200, summary="Confirm a new email address with the mailed token")
+    async def confirm(self, data: Verification, accounts: Upstream) -> Response[Any]:
+        return relay(await accounts.call("POST", "/internal/email-changes/confirmation", data.model_dump()))
+
+
+class InvitationsApi(Controller):
+    path = "/api/v1/invitations"
+    tags = ["members"]
+
+    @post("/acceptance", status_code=200, summary="Accept an invitation: set one's password with the mailed token")
+    async def accept(self, data: ResetConfirmation, accounts: Upstream) -> Response[Any]:
+        return relay(await accounts.call("POST", "/internal/invitations/acceptance", data.model_dump()))
+
+
+class NewMember(BaseModel):
+    name: Annotated[str, StringConstraints(max_length=400)]
+    email: Annotated[str, StringConstraints(max_length=400)]
+
+
+class NewMembers(BaseModel):
+    members: list[NewMember] = Field(min_length=1, max_length=200)
+
+
+class MemberChanges(BaseModel):
+    email: EmailInput | None = Field(None, description="corrects the address of a member who has not accepted yet")
+    role: Literal["manager", "member"] | None = None
+
+
+class MembersApi(Controller):
+    path = "/api/v1/accounts/{account_id:uuid}/members"
+    tags = ["members"]
+
+    @get("/", summary="The account's members (a page, by name) and their counts")
+    async def page(
+        self,
+        account_id: uuid.UUID,
+        identity: dict[str, Any],
+        accounts: Upstream,
+        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Parameter(ge=0)] = 0,
+    ) -> Response[Any]:
+        path = f"/internal/accounts/{account_id}/members?limit={limit}&offset={offset}"
+        return relay(await accounts.call("GET", path, actor=identity["user_id"]))
+
+    @post("/", status_code=200, summary="Add one or several members; each is checked and problems reported")
+    async def add(
+        self, account_id: uuid.UUID, data: NewMembers, identity: dict[str, Any], accounts: Upstream
+    ) -> Response[Any]:
+        path = f"/internal/accounts/{account_id}/members"
+        return relay(await accounts.call("POST", path, data.model_dump(), actor=identity["user_id"]))
+
+    @post(
+        "/import",
+        status_code=200,
+        summary="Import members from a CSV file (5 MB at most)",
+        description="The body is the file itself (`text/csv`), or a `multipart/form-data` form with the file in "
+        "its `file` field. Rows with a problem are reported with their line and left out.",
+        request_max_body_size=MAX_UPLOAD_BYTES + 64 * 1024,
+    )
+    async def import_csv(
+        self, account_id: uuid.UUID, request: Request[Any, Any, Any], identity: dict[str, Any], accounts: Upstream
+    ) -> Response[Any]:
+        content = await uploaded_file(request)
+        path = f"/internal/accounts/{account_id}/members/import"
+        return relay(
+            await accounts.call("POST", path, actor=identity["user_id"], content=content, content_type="text/csv")
+        )
+
+    @patch("/{member_id:uuid}", summary="Correct a member's address (re-inviting them) or change their role")
+    async def change(
+        self,
+        account_id: uuid.UUID,
+        member_id: uuid.UUID,
+        data: MemberChanges,
+        identity: dict[str, Any],
+        accounts: Upstream,
+    ) -> Response[Any]:
+        path = f"/internal/accounts/{account_id}/members/{member_id}"
+        return relay(await accounts.call("PATCH", path, data.model_dump(exclude_none=True), actor=identity["user_id"]))
+
+    @delete("/{member_id:uuid}", status_code=204, summary="Remove a member from the account")
+    async def remove(
+        self, account_id: uuid.UUID, member_id: uuid.UUID, identity: dict[str, Any], accounts: Upstream
+    ) -> Response[None]:
+        path = f"/internal/accounts/{account_id}/members/{member_id}"
+        return relay(await accounts.call("DELETE", path, actor=identity["user_id"]))
+
+    @post("/{member_id:uuid}/invitation", status_code=202, summary="Send the invitation again")
+    async def reinvite(
+        self, account_id: uuid.UUID, member_id: uuid.UUID, identity: dict[str, Any], accounts: Upstream
+    ) -> Response[Any]:
+        path = f"/internal/accounts/{account_id}/members/{member_id}/invitation"
+        return relay(await accounts.call("POST", path, actor=identity["user_id"]))
+
+    @post("/{member_id:uuid}/password-reset", status_code=202, summary="Mail the member a password reset link")
+    async def reset_password(
+        self, account_id: uuid.UUID, member_id: uuid.UUID, identity: dict[str, Any], accounts: Upstream
+    ) -> Response[Any]:
+        path = f"/internal/accounts/{account_id}/members/{member_id}/password-reset"
+        return relay(await accounts.call("POST", path, actor=identity["user_id"]))
+
+
+def file_too_large() -> ProblemError:
+    return ProblemError(
+        413, "file_too_large", "File too large", f"The file is larger than {MAX_UPLOAD_BYTES >> 20} MB."
+    )
+
+
+async def uploaded_file(request: Request[Any, Any, Any]) -> bytes:
+    """The uploaded file: the body itself, or the `file` field of a multipart form (as browsers send it)."""
+    try:
+        if request.content_type[0] != RequestEncodingType.MULTI_PART:
+            content = await request.body()
+        else:
+            upload = (await request.form()).get("file")
+            if isinstance(upload, UploadFile):
+                content = await upload.read()
+                await upload.close()
+            elif isinstance(upload, str):
+                content = upload.encode()
+            else:
+                raise ProblemError(400, "file_missing", "No file", "Send the file in the form's `file` field.")
+    except RequestEntityTooLarge:
+        raise file_too_large() from None
+    if len(content) > MAX_UPLOAD_BYTES:
+        raise file_too_large()
+    return content
+
+
+class MemberImportTemplateApi(Controller):
+    path = "/api/v1/member-import-template"
+    tags = ["members"]
+
+    @get("/", summary="The CSV template for member imports (UTF-8 with BOM, semicolons)", media_type="text/csv")
+    async def template(self, accounts: Upstream) -> Response[Any]:
+        return relay(await accounts.call("GET", "/internal/member-import-template"), headers=["Content-Disposition"])
+
+
+class OrganisersApi(Controller):
+    path = "/api/v1/organisers/{user_id:uuid}"
+    tags = ["organisers"]
+
+    @put("/", status_code=204, summary="Make a user an organiser (organisers only)")
+    async def grant(self, user_id: uuid.UUID, identity: dict[str, Any], accounts: Upstream) -> Response[None]:
+        return relay(await accounts.call("PUT", f"/internal/organisers/{user_id}", actor=identity["user_id"]))
+
+    @delete("/", status_code=204, summary="Take the organiser role away (organisers only; one must remain)")
+    async def revoke(self, user_id: uuid.UUID, identity: dict[str, Any], accounts: Upstream) -> Response[None]:
+        return relay(await accounts.call("DELETE", f"/internal/organisers/{user_id}", actor=identity["user_id"]))

@@ -10,7 +10,17 @@ from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.di import Provide
 from litestar.template import TemplateConfig
 
-from gateway.api import AccountsApi, MeApi, PasswordResetsApi, SessionsApi
+from gateway.api import (
+    AccountsApi,
+    EmailChangesApi,
+    InvitationsApi,
+    MeApi,
+    MemberImportTemplateApi,
+    MembersApi,
+    OrganisersApi,
+    PasswordResetsApi,
+    SessionsApi,
+)
 from gateway.portal import TEMPLATES, Portal
 from gateway.sessions import Sessions, current_identity
 from gateway.settings import GatewaySettings
@@ -34,7 +44,18 @@ async def lifespan(_: Litestar) -> AsyncIterator[None]:
 
 app = build_http_app(
     settings.service_name,
-    [AccountsApi, PasswordResetsApi, SessionsApi, MeApi, Portal],
+    [
+        AccountsApi,
+        PasswordResetsApi,
+        SessionsApi,
+        MeApi,
+        EmailChangesApi,
+        InvitationsApi,
+        MembersApi,
+        MemberImportTemplateApi,
+        OrganisersApi,
+        Portal,
+    ],
     checks={"accounts": accounts.ping},
     dependencies={
         "accounts": Provide(lambda: accounts, sync_to_thread=False),

@@ -1,4 +1,5 @@
-"""Server-rendered pages: the landing page, email verification, forgotten password. Forms carry a CSRF token."""
+"""Server-rendered pages: the landing page and what mailed links open (email verification, forgotten password,
+invitations, email changes). Forms carry a CSRF token."""
 
 from pathlib import Path
 from typing import Annotated, Any
@@ -73,14 +74,42 @@ class Portal(Controller):
     async def reset(
         self, data: Annotated[ResetForm, Body(media_type=RequestEncodingType.URL_ENCODED)], accounts: Upstream
     ) -> Template:
-        response = await accounts.call(
-            "POST",
-            "/internal/password-resets/confirmation",
-            {"token": data.token[:200], "new_password": data.new_password[:1024]},
-        )
+        return await password_form("reset_password.html", "/internal/password-resets/confirmation", data, accounts)
+
+    @get("/accept-invitation")
+    async def invitation_page(self, token: str = "") -> Template:
+        return Template("accept_invitation.html", context={"token": token, "state": "form"})
+
+    @post("/accept-invitation")
+    async def accept_invitation(
+        self, data: Annotated[ResetForm, Body(media_type=RequestEncodingType.URL_ENCODED)], accounts: Upstream
+    ) -> Template:
+        return await password_form("accept_invitation.html", "/internal/invitations/acceptance", data, accounts)
+
+    @get("/confirm-email")
+    async def confirm_email_page(self, token: str = "") -> Template:
+        # As for /verify-email: the GET only shows the button, the POST consumes the token.
+        return Template("confirm_email.html", context={"token": token, "state": "confirm"})
+
+    @post("/confirm-email")
+    async def confirm_email(
+        self, data: Annotated[VerifyForm, Body(media_type=RequestEncodingType.URL_ENCODED)], accounts: Upstream
+    ) -> Template:
+        response = await accounts.call("POST", "/internal/email-changes/confirmation", {"token": data.token[:200]})
         if response.status_code == 200:
-            return Template("reset_password.html", context={"state": "done"})
-        problem = response.json()
-        state = "invalid" if problem.get("code") == "invalid_token" else "form"
-        context = {"token": data.token, "state": state, "error": problem.get("detail", problem.get("title"))}
-        return Template("reset_password.html", context=context, status_code=400)
+            return Template("confirm_email.html", context={"state": "confirmed", "email": response.json()["email"]})
+        state = "taken" if response.json().get("code") == "email_taken" else "invalid"
+        return Template("confirm_email.html", context={"state": state}, status_code=400)
+
+
+async def password_form(template: str, path: str, data: ResetForm, accounts: Upstream) -> Template:
+    """Post a mailed link's token and the chosen password; the page again with the reason when refused."""
+    if not 10 <= len(data.token) <= 200:
+        return Template(template, context={"state": "invalid"}, status_code=400)
+    response = await accounts.call("POST", path, {"token": data.token, "new_password": data.new_password[:1024]})
+    if response.status_code == 200:
+        return Template(template, context={"state": "done"})
+    problem = response.json()
+    state = "invalid" if problem.get("code") == "invalid_token" else "form"
+    context = {"token": data.token, "state": state, "error": problem.get("detail", problem.get("title"))}
+    return Template(template, context=context, status_code=400)

@@ -1,8 +1,9 @@
-"""Sessions issued by the gateway once accounts has checked the credentials.
+"""Sessions, kept by accounts, and the tokens that carry them.
 
-A session token is signed (itsdangerous, the gateway's secret key) and carries the user id and the token
-version it was issued with; every use re-reads the identity from accounts, so "log out everywhere" (a
-version bump) and role changes take effect at once. The public API takes it as `Authorization: Bearer`.
+A session token is signed (itsdangerous, the gateway's secret key) and carries the id of a session that
+accounts opened on login; every use asks accounts for the identity behind it, so logging out (this
+session or everywhere), a password change and role changes take effect at once. The public API takes it as
+`Authorization: Bearer`.
 """
 
 import uuid
@@ -23,26 +24,27 @@ class Sessions:
         self.serializer = URLSafeTimedSerializer(secret, salt="visiopass.session")
         self.lifetime = lifetime
 
-    def issue(self, user_id: uuid.UUID, token_version: int) -> str:
-        return self.serializer.dumps({"sub": str(user_id), "ver": token_version})
+    def issue(self, session_id: uuid.UUID) -> str:
+        return self.serializer.dumps({"sid": str(session_id)})
 
-    def read(self, token: str) -> tuple[uuid.UUID, int] | None:
+    def read(self, token: str) -> uuid.UUID | None:
         try:
             claims = self.serializer.loads(token, max_age=int(self.lifetime.total_seconds()))
-            return uuid.UUID(claims["sub"]), int(claims["ver"])
+            return uuid.UUID(claims["sid"])
         except (BadSignature, KeyError, TypeError, ValueError):
             return None
 
 
 async def current_identity(request: Request[Any, Any, Any], accounts: Upstream, sessions: Sessions) -> dict[str, Any]:
-    """The caller's identity, fresh from accounts; 401 without a valid, current session."""
+    """The caller's identity, fresh from accounts, with its `session_id`; 401 without an open session."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    claims = sessions.read(token) if scheme.lower() == "bearer" and token else None
-    if claims is None:
+    session_id = sessions.read(token) if scheme.lower() == "bearer" and token else None
+    if session_id is None:
         raise ProblemError(401, "unauthenticated", "Authentication required", "Log in to get a session token.")
-    user_id, version = claims
-    response = await accounts.call("GET", f"/internal/users/{user_id}")
-    identity: dict[str, Any] = response.json() if response.status_code == 200 else {}
-    if identity.get("token_version") != version:
+    response = await accounts.call("GET", f"/internal/sessions/{session_id}")
+    if response.status_code >= 500:
+        raise ProblemError(502, "upstream_error", "Service error", "An internal service failed; try again later.")
+    if response.status_code != 200:
         raise ProblemError(401, "session_expired", "Session expired", "This session has ended; log in again.")
-    return identity
+    identity: dict[str, Any] = response.json()
+    return {**identity, "session_id": str(session_id)}

@@ -1,5 +1,6 @@
 """Calls to the services' internal HTTP APIs, carrying the correlation id; their problems pass through."""
 
+from collections.abc import Iterable
 from typing import Any
 
 import httpx
@@ -15,13 +16,25 @@ class Upstream:
         self.name = name
         self.client = httpx.AsyncClient(base_url=base_url, timeout=timeout, headers=headers)
 
-    async def call(self, method: str, path: str, json: Any = None, *, actor: str | None = None) -> httpx.Response:
-        """`actor`: the authenticated user the call is made for (internal APIs authorise on it)."""
+    async def call(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        *,
+        actor: str | None = None,
+        content: bytes | None = None,
+        content_type: str = "application/octet-stream",
+    ) -> httpx.Response:
+        """`actor`: the authenticated user the call is made for (internal APIs authorise on it). `content`: a
+        raw body (of `content_type`) to send instead of `json`."""
         headers = {context.CORRELATION_HEADER: context.current_correlation_id()}
         if actor is not None:
             headers["X-Actor-Id"] = actor
+        if content is not None:
+            headers["Content-Type"] = content_type
         try:
-            return await self.client.request(method, path, json=json, headers=headers)
+            return await self.client.request(method, path, json=json, content=content, headers=headers)
         except httpx.HTTPError as exc:
             raise ProblemError(
                 503, "upstream_unavailable", "Service temporarily unavailable", f"{self.name} did not answer"
@@ -34,12 +47,14 @@ class Upstream:
         await self.client.aclose()
 
 
-def relay(response: httpx.Response) -> Response[Any]:
-    """The upstream answer as ours: JSON bodies and problem details keep their status."""
+def relay(response: httpx.Response, headers: Iterable[str] = ()) -> Response[Any]:
+    """The upstream answer as ours: body (JSON, problem details, a file or nothing), status and content type,
+    and the upstream `headers` named."""
     if response.status_code >= 500:
         raise ProblemError(502, "upstream_error", "Service error", "An internal service failed; try again later.")
     return Response(
-        response.json(),
+        response.content,
         status_code=response.status_code,
         media_type=response.headers.get("content-type", "application/json"),
+        headers={name: response.headers[name] for name in headers if name in response.headers},
     )
