@@ -13,6 +13,7 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.types import ExceptionHandlersMap
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
@@ -138,7 +139,7 @@ class Service:
         *,
         dependencies: dict[str, Any] | None = None,
         title: str | None = None,
-        exception_handlers: dict[type[Exception], Any] | None = None,
+        exception_handlers: ExceptionHandlersMap | None = None,
     ) -> Litestar:
         """`exception_handlers`: the service's own, e.g. its domain errors as problem details."""
 
@@ -174,7 +175,7 @@ def build_http_app(
     dependencies: dict[str, Any] | None = None,
     lifespan: list[Any] | None = None,
     title: str | None = None,
-    exception_handlers: dict[type[Exception], Any] | None = None,
+    exception_handlers: ExceptionHandlersMap | None = None,
     **options: Any,
 ) -> Litestar:
     metrics = prometheus_config(name)
