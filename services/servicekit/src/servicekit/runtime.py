@@ -139,7 +139,7 @@ class Service:
         *,
         dependencies: dict[str, Any] | None = None,
         title: str | None = None,
-        exception_handlers: ExceptionHandlersMap | None = None,
+        exception_handlers: "ExceptionHandlersMap | None" = None,
     ) -> Litestar:
         """`exception_handlers`: the service's own, e.g. its domain errors as problem details."""
 
@@ -175,7 +175,7 @@ def build_http_app(
     dependencies: dict[str, Any] | None = None,
     lifespan: list[Any] | None = None,
     title: str | None = None,
-    exception_handlers: ExceptionHandlersMap | None = None,
+    exception_handlers: "ExceptionHandlersMap | None" = None,
     **options: Any,
 ) -> Litestar:
     metrics = prometheus_config(name)
