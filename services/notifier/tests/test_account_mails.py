@@ -1,12 +1,10 @@
 """The mails of the accounts events: templates in each language, and the event → delivery dispatch."""
 
-import uuid
 from datetime import UTC, datetime
 
 import pytest
 from markupsafe import escape
 
-from contracts import Envelope
 from contracts.events.accounts import (
     AccountClosed,
     AccountRegistered,
@@ -21,11 +19,9 @@ from contracts.events.accounts import (
 )
 from contracts.examples import example
 from contracts.topics import TOPICS
-from notifier import service as notifier
-from notifier.handlers import ACCOUNT_MAILS, Mail, account_handlers, account_mails
+from notifier.handlers import ACCOUNT_MAILS, Mail, account_mails
 from notifier.models import deliveries
 from notifier.service import local_datetime, render
-from notifier.settings import NotifierSettings
 
 BASE_URL = "https://visiopass.example"
 LANGUAGES = ["fr", "en"]
@@ -456,93 +452,3 @@ def test_the_consumer_subscribes_exactly_to_the_events_that_make_a_mail():
 def test_one_event_may_plan_one_delivery_per_recipient():
     (once,) = [c for c in deliveries.constraints if c.name == "deliveries_once_per_event"]
     assert [column.name for column in once.columns] == ["event_id", "template", "recipient"]
-
-
-# --- handler (notifier.plan replaced: no database) ---------------------------------------------------------
-
-
-def _envelope(event):
-    return Envelope(
-        id=uuid.uuid4(),
-        source="/visiopass/accounts",
-        type=f"fr.visiopass.accounts.{type(event).__name__}.v1",
-        time=datetime(2025, 3, 10, 9, 0, tzinfo=UTC),
-        subject=event.aggregate_id(),
-        dataschema=f"urn:visiopass:schema:{type(event).__name__}:v1",
-        correlation_id=None,
-        causation_id=None,
-        event=event,
-    )
-
-
-@pytest.fixture
-def planned(monkeypatch):
-    calls = []
-
-    async def fake_plan(session, **kwargs):
-        calls.append((session, kwargs))
-
-    monkeypatch.setattr(notifier, "plan", fake_plan)
-    return calls
-
-
-async def test_the_handler_plans_the_mail_under_the_event_id(planned):
-    handler = account_handlers(NotifierSettings(public_base_url=BASE_URL))
-    envelope = _envelope(example(MemberInvited))
-    session = object()
-    await handler(session, envelope)
-    (mail,) = account_mails(envelope.event, BASE_URL)
-    assert planned == [(session, {"event_id": envelope.id, **mail._asdict()})]
-
-
-async def test_the_handler_plans_the_password_changed_notice(planned):
-    handler = account_handlers(NotifierSettings(public_base_url=BASE_URL))
-    envelope = _envelope(example(PasswordChanged))
-    session = object()
-    await handler(session, envelope)
-    assert planned == [
-        (
-            session,
-            {
-                "event_id": envelope.id,
-                "template": "password_changed",
-                "language": "fr",
-                "recipient": "claire.martin@example.fr",
-                "variables": {
-                    "changed_at": local_datetime(envelope.event.changed_at, "fr"),
-                    "link": f"{BASE_URL}/forgot-password",
-                },
-            },
-        )
-    ]
-
-
-async def test_the_handler_plans_one_closure_notice_per_address_under_the_same_event_id(planned):
-    handler = account_handlers(NotifierSettings(public_base_url=BASE_URL))
-    event = example(AccountClosed).model_copy(
-        update={"notice_emails": ["claire.martin@example.fr", "paul.durand@example.fr"]}
-    )
-    envelope = _envelope(event)
-    session = object()
-    await handler(session, envelope)
-    closed_at = local_datetime(event.closed_at, "fr")
-    assert planned == [
-        (
-            session,
-            {
-                "event_id": envelope.id,
-                "template": "account_closed",
-                "language": "fr",
-                "recipient": recipient,
-                "variables": {"closed_at": closed_at},
-            },
-        )
-        for recipient in ["claire.martin@example.fr", "paul.durand@example.fr"]
-    ]
-
-
-@pytest.mark.parametrize("model", NO_MAIL)
-async def test_the_handler_does_nothing_for_an_event_without_mail(planned, model):
-    handler = account_handlers(NotifierSettings(public_base_url=BASE_URL))
-    await handler(object(), _envelope(example(model)))
-    assert planned == []

@@ -190,6 +190,9 @@ def account_handlers(settings: NotifierSettings):  # type: ignore[no-untyped-def
                 language=mail.language,
                 recipient=mail.recipient,
                 variables=mail.variables,
+                account_id=envelope.event.account_id,
             )
+        if isinstance(envelope.event, AccountClosed):
+            await notifier.forget_account(session, envelope.event.account_id, except_event=envelope.id)
 
     return on_account_event

@@ -34,7 +34,9 @@ deliveries = Table(
     Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("sent_at", DateTime(timezone=True)),
+    Column("account_id", Uuid),  # whose mail it is, to erase when the account closes
     UniqueConstraint("event_id", "template", "recipient", name="deliveries_once_per_event"),
     CheckConstraint("status IN ('pending', 'sent', 'failed')", name="deliveries_status"),
+    Index("deliveries_account", "account_id"),
     Index("deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
 )

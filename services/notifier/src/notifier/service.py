@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_datetime
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import escape
-from sqlalchemy import select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -71,6 +71,7 @@ async def plan(
     language: str,
     recipient: str,
     variables: dict[str, Any],
+    account_id: uuid.UUID | None = None,
 ) -> None:
     """Record a mail to send; the same event asking twice plans it once."""
     await session.execute(
@@ -78,12 +79,29 @@ async def plan(
         .values(
             id=uuid.uuid4(),
             event_id=event_id,
+            account_id=account_id,
             template=template,
             language=language,
             recipient=recipient,
             context=variables,
         )
         .on_conflict_do_nothing(constraint="deliveries_once_per_event")
+    )
+
+
+async def forget_account(session: AsyncSession, account_id: uuid.UUID, *, except_event: uuid.UUID) -> None:
+    """Erase the addresses and variables of a closed account's mails, and cancel those not sent yet; the
+    closure notices themselves (`except_event`) are still to be sent."""
+    pending = deliveries.c.status == "pending"
+    await session.execute(
+        update(deliveries)
+        .where(deliveries.c.account_id == account_id, deliveries.c.event_id != except_event)
+        .values(
+            recipient=func.concat("erased-", deliveries.c.id, "@erased.invalid"),
+            context=None,
+            status=case((pending, "failed"), else_=deliveries.c.status),
+            last_error=case((pending, "account closed"), else_=deliveries.c.last_error),
+        )
     )
 
 
