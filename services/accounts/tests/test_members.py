@@ -1,10 +1,12 @@
 """Staff members against a real PostgreSQL: adding, importing, inviting, correcting, roles, removal, and
 the rule that nobody acts on another institution's people."""
 
+import asyncio
 import time
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from accounts import errors, members
 from accounts.credentials import Identity, login
@@ -212,3 +214,37 @@ async def test_members_and_organisers_do_not_manage_and_nobody_reaches_another_i
         with pytest.raises(errors.Forbidden):
             async with db.transaction() as session:
                 await action(session, organiser, a, member_a)
+
+
+async def wait_for_a_lock_wait(db, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        async with db.transaction() as session:  # a new transaction each time: activity is a snapshot per transaction
+            if await session.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")):
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError("no session waited on a lock")
+
+
+async def test_two_institutions_adding_the_same_new_address_at_once_leave_one_identity(db):
+    """One account's changes are serial (its row is locked); two accounts racing for one new address meet the
+    unique index: the second fails whole (the API answers 409 conflict) and a retry invites the same person."""
+    a, manager_a = await institution(db, "camille@lycee-a.fr")
+    b, manager_b = await institution(db, "dora@lycee-b.fr", "Lycée B")
+    paul = [MemberRow(2, "Paul", "paul@example.fr")]
+    who_a, who_b = await actor(db, manager_a), await actor(db, manager_b)
+
+    async def add_for_b():
+        async with db.transaction() as session:
+            return await members.add_members(session, OUTBOX, who_b, b, paul, NOW)
+
+    async with db.transaction() as session:
+        await members.add_members(session, OUTBOX, who_a, a, paul, NOW)
+        racing = asyncio.create_task(add_for_b())
+        await wait_for_a_lock_wait(db)  # B waits on the unique index entry A holds
+    with pytest.raises(IntegrityError):
+        await racing
+    async with db.transaction() as session:
+        assert await session.scalar(text("SELECT count(*) FROM users WHERE email = 'paul@example.fr'")) == 1
+    retried = await add(db, manager_b, b, ("Paul", "paul@example.fr"))
+    assert len(retried.invited) == 1

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.params import Parameter
 from pydantic import BaseModel, EmailStr, Field, StringConstraints
+from sqlalchemy.exc import IntegrityError
 
 from accounts import access, credentials, gdpr, me, members, profile, recovery
 from accounts import service as accounts
@@ -31,6 +32,15 @@ ActorId = Annotated[uuid.UUID, Parameter(header="X-Actor-Id", description="the u
 
 def problem(request: Request[Any, Any, Any], exc: AccountsError) -> Response[dict[str, Any]]:
     return problem_response(request, ProblemError(exc.status, exc.code, exc.title, exc.message(), **exc.members()))
+
+
+def conflict(request: Request[Any, Any, Any], exc: IntegrityError) -> Response[dict[str, Any]]:
+    """A unique rule broken by a concurrent change (two imports adding the same address at once)."""
+    request.logger.warning("integrity error: %s", exc.orig)
+    return problem_response(
+        request,
+        ProblemError(409, "conflict", "Changed at the same time", "Someone changed this at the same time; try again."),
+    )
 
 
 def now() -> datetime:
@@ -481,4 +491,4 @@ CONTROLLERS = [
     TemplateController,
     OrganisersController,
 ]
-EXCEPTION_HANDLERS = {AccountsError: problem}
+EXCEPTION_HANDLERS = {AccountsError: problem, IntegrityError: conflict}
