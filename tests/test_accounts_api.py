@@ -187,8 +187,23 @@ async def test_changing_ones_email_needs_the_password_and_the_new_address(system
         assert (await gateway.get("/api/v1/me", headers=renewed)).json()["email"] == new_email
         old = await gateway.post("/api/v1/sessions", json={"email": manager.email, "password": PASSWORD})
         assert (old.status_code, old.json()["code"]) == (401, "invalid_credentials")
-    notice = await wait_for_mail(stack.mail_api, manager.email, subject_contains="adresse e-mail de votre compte")
-    assert new_email in notice["text"]
+        notice = await wait_for_mail(stack.mail_api, manager.email, subject_contains="adresse e-mail de votre compte")
+        assert new_email in notice["text"]
+
+        # "this was not me": the old address takes the account back, and the known password stops working
+        page = await gateway.get(link_path(notice, "revert-email"))
+        assert page.status_code == 200 and "Annuler le changement" in page.text
+        reverted = await gateway.post("/revert-email", data=hidden_fields(page.text))
+        assert reverted.status_code == 200 and 'id="reverted"' in reverted.text, reverted.text
+        assert (await gateway.get("/api/v1/me", headers=renewed)).status_code == 401
+        for email in (new_email, manager.email):
+            refused = await gateway.post("/api/v1/sessions", json={"email": email, "password": PASSWORD})
+            assert refused.status_code == 401
+        reset = await wait_for_mail(stack.mail_api, manager.email, subject_contains="Réinitialisez")
+        page = await gateway.get(link_path(reset, "reset-password"))
+        fields = hidden_fields(page.text) | {"new_password": MEMBER_PASSWORD}
+        assert (await gateway.post("/reset-password", data=fields)).status_code == 200
+        await log_in(gateway, manager.email, MEMBER_PASSWORD)
 
 
 async def test_an_institution_never_reaches_another_ones_members(system):

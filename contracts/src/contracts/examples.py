@@ -142,6 +142,8 @@ _EXAMPLES: list[Event] = [
         new_email="claire.martin@lycee-moulin.fr",
         language="fr",
         changed_at=datetime(2025, 3, 10, 10, 0, tzinfo=UTC),
+        revert_token="rV3xW9mZ2rT7yB1nL5sD8fH4jP6cA0ev",
+        revert_expires_at=datetime(2025, 3, 17, 10, 0, tzinfo=UTC),
     ),
     AccountClosed(account_id=ACCOUNT_ID, closed_at=NOW, notice_emails=["claire.martin@example.fr"], language="fr"),
     TokenPurchased(

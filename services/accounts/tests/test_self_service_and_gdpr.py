@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from accounts import access, errors, gdpr, me, members
+from accounts import access, errors, gdpr, me, members, recovery
 from accounts import service as accounts
 from accounts.credentials import Identity, login, open_session, session_identity
 from accounts.csv_import import MemberRow
@@ -80,6 +80,46 @@ async def test_an_email_change_needs_the_password_and_a_confirmation_from_the_ne
     assert not isinstance(await log_in(db, "camille@lycee.fr", PASSWORD), Identity)
     [changed] = await events(db, "EmailChanged")
     assert (changed["old_email"], changed["new_email"]) == ("camille@lycee.fr", "camille.martin@lycee.fr")
+
+
+async def test_the_old_address_undoes_a_change_it_did_not_make(db):
+    account_id, user = await institution(db, "camille@lycee.fr")
+    async with db.transaction() as session:  # someone who knew the password moves the account to their address
+        await me.request_email_change(session, OUTBOX, user, PASSWORD, "intruder@example.fr", NOW)
+    [requested] = await events(db, "EmailChangeRequested")
+    async with db.transaction() as session:
+        await me.confirm_email_change(session, OUTBOX, requested["confirmation_token"], NOW)
+        intruder = await login(session, "intruder@example.fr", PASSWORD, "192.0.2.9", NOW)
+        intruder_session, _ = await open_session(session, intruder, "192.0.2.9", NOW)
+    [changed] = await events(db, "EmailChanged")
+    assert changed["old_email"] == "camille@lycee.fr" and changed["revert_token"]
+    later = NOW + timedelta(days=2)
+    async with db.transaction() as session:
+        assert await me.revert_email_change(session, OUTBOX, changed["revert_token"], later) == "camille@lycee.fr"
+        assert await session_identity(session, intruder_session, later) is None, "every session ends"
+    for email in ("intruder@example.fr", "camille@lycee.fr"):
+        assert not isinstance(await log_in(db, email, PASSWORD), Identity), "the known password no longer works"
+    with pytest.raises(errors.InvalidToken):
+        async with db.transaction() as session:
+            await me.revert_email_change(session, OUTBOX, changed["revert_token"], later)
+    [reset] = await events(db, "PasswordResetRequested")
+    assert (reset["email"], reset["account_id"]) == ("camille@lycee.fr", str(account_id))
+    async with db.transaction() as session:
+        await recovery.reset_password(session, OUTBOX, reset["reset_token"], NEW_PASSWORD, later)
+    assert isinstance(await log_in(db, "camille@lycee.fr", NEW_PASSWORD), Identity)
+
+
+async def test_a_revert_link_expires_after_seven_days(db):
+    _, user = await institution(db, "camille@lycee.fr")
+    async with db.transaction() as session:
+        await me.request_email_change(session, OUTBOX, user, PASSWORD, "camille.m@lycee.fr", NOW)
+    [requested] = await events(db, "EmailChangeRequested")
+    async with db.transaction() as session:
+        await me.confirm_email_change(session, OUTBOX, requested["confirmation_token"], NOW)
+    [changed] = await events(db, "EmailChanged")
+    with pytest.raises(errors.InvalidToken):
+        async with db.transaction() as session:
+            await me.revert_email_change(session, OUTBOX, changed["revert_token"], NOW + me.REVERT_EMAIL_TTL)
 
 
 async def test_an_address_taken_before_the_confirmation_is_refused(db):

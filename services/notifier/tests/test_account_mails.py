@@ -53,7 +53,8 @@ EMAIL_CHANGE = {
 EMAIL_CHANGED = {
     "new_email": "claire&<martin>@lycee-moulin.fr",
     "changed_at": "10 mars 2025 11:00 UTC+1",
-    "link": "http://127.0.0.1:8000/forgot-password?from=mail&x=1",
+    "link": "http://127.0.0.1:8000/revert-email?token=abc&x=1",
+    "expires_at": "17 mars 2025 11:00 UTC+1",
 }
 CLOSED = {"closed_at": "10 mars 2025 10:00 UTC+1"}
 TEMPLATES = [("password_reset", RESET), ("member_invitation", INVITATION), ("email_change_confirmation", EMAIL_CHANGE)]
@@ -227,7 +228,7 @@ def test_each_new_template_needs_each_variable(template, missing, language):
             "fr",
             "L'adresse e-mail de votre compte Visiopass a été modifiée",
             "Bonjour,",
-            ["remplacée par", "Mot de passe oublié", "support"],
+            ["remplacée par", "annulez ce changement", "nouveau mot de passe"],
         ),
         (
             "email_changed",
@@ -235,7 +236,7 @@ def test_each_new_template_needs_each_variable(template, missing, language):
             "en",
             "Your Visiopass email address was changed",
             "Hello,",
-            ["changed to", "Forgot password", "support"],
+            ["changed to", "undo the change", "new password"],
         ),
         (
             "account_closed",
@@ -372,7 +373,7 @@ def test_email_change_requested_sends_the_confirmation_link_to_the_new_address()
     ]
 
 
-def test_email_changed_tells_the_old_address_with_the_forgot_password_link():
+def test_email_changed_gives_the_old_address_the_link_that_undoes_it():
     event = example(EmailChanged)
     assert account_mails(event, BASE_URL) == [
         Mail(
@@ -382,10 +383,22 @@ def test_email_changed_tells_the_old_address_with_the_forgot_password_link():
             variables={
                 "new_email": event.new_email,
                 "changed_at": local_datetime(event.changed_at, event.language),
-                "link": f"{BASE_URL}/forgot-password",
+                "link": f"{BASE_URL}/revert-email?token={event.revert_token}",
+                "expires_at": local_datetime(event.revert_expires_at, event.language),
             },
         )
     ]
+    rendered = render("email_changed", "fr", account_mails(event, BASE_URL)[0].variables)
+    assert "annulez ce changement" in rendered.text and "Mot de passe oublié" not in rendered.text
+
+
+def test_email_changed_without_a_revert_link_points_to_forgot_password():
+    event = example(EmailChanged).model_copy(update={"revert_token": None, "revert_expires_at": None})
+    [mail] = account_mails(event, BASE_URL)
+    assert mail.variables["link"] == f"{BASE_URL}/forgot-password"
+    for language in LANGUAGES:
+        rendered = render("email_changed", language, mail.variables)
+        assert mail.variables["link"] in rendered.text and "revert-email" not in rendered.text
 
 
 def test_account_closed_sends_the_same_notice_to_each_address():

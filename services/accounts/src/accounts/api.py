@@ -277,6 +277,15 @@ class LinksController(Controller):
         async with service.db.transaction() as session:
             return {"email": await me.confirm_email_change(session, service.outbox, data.token, now())}
 
+    @post(
+        "/email-changes/reversal",
+        status_code=200,
+        summary='"This was not me": restore the old address, end every session, mail it a reset link',
+    )
+    async def revert_email(self, data: TokenRequest, service: Service) -> dict[str, str]:
+        async with service.db.transaction() as session:
+            return {"email": await me.revert_email_change(session, service.outbox, data.token, now())}
+
 
 class ProfileChanges(BaseModel):
     name: Name | None = None

@@ -96,6 +96,15 @@ async def login(
     return await _identity(session, user)
 
 
+def has_joined(user: Any) -> bool:
+    """Whether the person (a users row) ever set a password or proved their address; an invited person who
+    has not accepted has done neither."""
+    return user.password_hash is not None or user.email_verified_at is not None
+
+
+JOINED = users.c.password_hash.is_not(None) | users.c.email_verified_at.is_not(None)  # has_joined, in SQL
+
+
 async def user_by_email(session: AsyncSession, email: str) -> Any:
     """The user row whose email matches, ignoring case and surrounding spaces, or None."""
     return (await session.execute(select(users).where(func.lower(users.c.email) == email.strip().lower()))).first()

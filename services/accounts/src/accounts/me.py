@@ -1,7 +1,9 @@
 """What a signed-in person changes about themselves: name and language, password, email address.
 
 Changing the address needs the password and a confirmation from the new address (a single-use link valid
-24 h, EmailChangeRequested); once confirmed, the old address is told (EmailChanged)."""
+24 h, EmailChangeRequested); once confirmed, the old address is told (EmailChanged) and given a "this was
+not me" link valid 7 days: whoever knew the password could have made the change, so that link restores the
+old address, ends every session, voids the password and mails a reset link to the restored address."""
 
 import uuid
 from datetime import datetime, timedelta
@@ -14,14 +16,16 @@ from accounts.access import home_account
 from accounts.credentials import check_current_password, set_password
 from accounts.errors import EmailTaken, InvalidField, InvalidToken, NotFound
 from accounts.models import sessions, users
-from accounts.recovery import password_changed
-from accounts.service import consume_token, issue_token, void_tokens
+from accounts.recovery import mail_reset_link, password_changed
+from accounts.service import consume_token, consume_token_with_detail, issue_token, void_tokens
 from accounts.validators import ValidationFailure, normalise_email
 from contracts.events.accounts import EmailChanged, EmailChangeRequested
 from servicekit.outbox import Outbox
 
-CHANGE_EMAIL = "change_email"  # purpose of action tokens
+CHANGE_EMAIL = "change_email"  # purposes of action tokens
 CHANGE_EMAIL_TTL = timedelta(hours=24)
+REVERT_EMAIL = "revert_email"
+REVERT_EMAIL_TTL = timedelta(days=7)
 
 
 async def update_settings(
@@ -102,6 +106,8 @@ async def confirm_email_change(session: AsyncSession, outbox: Outbox, token: str
         .where(users.c.id == user_id)
         .values(email=user.pending_email, pending_email=None, email_verified_at=now)
     )
+    await void_tokens(session, user_id, REVERT_EMAIL, now)
+    revert_token = await issue_token(session, user_id, REVERT_EMAIL, now + REVERT_EMAIL_TTL, detail=user.email)
     await outbox.add(
         session,
         EmailChanged(
@@ -111,6 +117,32 @@ async def confirm_email_change(session: AsyncSession, outbox: Outbox, token: str
             new_email=user.pending_email,
             language=user.language,
             changed_at=now,
+            revert_token=revert_token,
+            revert_expires_at=now + REVERT_EMAIL_TTL,
         ),
     )
     return str(user.pending_email)
+
+
+async def revert_email_change(session: AsyncSession, outbox: Outbox, token: str, now: datetime) -> str:
+    """ "This was not me": the old address comes back, and a new password must be set from it."""
+    user_id, old_email = await consume_token_with_detail(session, token, REVERT_EMAIL, now)
+    assert old_email is not None
+    await _free(session, old_email, user_id)
+    user = (
+        await session.execute(
+            update(users)
+            .where(users.c.id == user_id)
+            .values(
+                email=old_email,
+                email_verified_at=now,
+                pending_email=None,
+                password_hash=None,
+                token_version=users.c.token_version + 1,
+            )
+            .returning(users)
+        )
+    ).one()
+    await void_tokens(session, user_id, CHANGE_EMAIL, now)
+    await mail_reset_link(session, outbox, user, now)
+    return old_email

@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts.access import Actor, managed_institution, readable_institution
-from accounts.credentials import set_password
+from accounts.credentials import JOINED, has_joined, set_password
 from accounts.csv_import import MemberRow
 from accounts.errors import EmailTaken, Forbidden, InvalidField, InvalidToken, LastManager, MemberActive, NotFound
 from accounts.errors import MemberInvited as MemberNotActive
@@ -48,9 +48,7 @@ async def add_members(
     known = {
         row.email.casefold(): row
         for row in await session.execute(
-            select(users.c.id, users.c.email, users.c.name, users.c.language, users.c.password_hash).where(
-                func.lower(users.c.email).in_({person.email.casefold() for person in people})
-            )
+            select(users).where(func.lower(users.c.email).in_({person.email.casefold() for person in people}))
         )
     }
     already = set(
@@ -70,7 +68,7 @@ async def add_members(
         if user is not None and user.id in already:
             added.already_members.append(person)
             continue
-        if user is not None and user.password_hash is not None:
+        if user is not None and has_joined(user):
             added.joined.append(user.id)
             events.append(
                 MemberAdded(
@@ -136,8 +134,8 @@ def _invitation(
     )
 
 
-def _status(password_hash: str | None) -> str:
-    return "invited" if password_hash is None else "active"
+def _status(user: Any) -> str:
+    return "active" if has_joined(user) else "invited"
 
 
 async def list_members(
@@ -160,7 +158,7 @@ async def list_members(
         await session.execute(
             select(
                 func.count(),
-                func.count().filter(users.c.password_hash.is_not(None)),
+                func.count().filter(JOINED),
                 func.count().filter(memberships.c.role == "manager"),
             )
             .select_from(memberships.join(users, memberships.c.user_id == users.c.id))
@@ -181,7 +179,7 @@ def _member(row: Any) -> dict[str, Any]:
         "name": row.name,
         "email": row.email,
         "role": row.role,
-        "status": _status(row.password_hash),
+        "status": _status(row),
         "joined_at": row.joined_at,
     }
 
@@ -217,7 +215,7 @@ async def correct_email(
     """Fix the address of a member who has not accepted the invitation yet, and invite them again there."""
     institution = await managed_institution(session, who, account_id)
     member = await _member_row(session, account_id, member_id)
-    if member.password_hash is not None:
+    if has_joined(member):
         raise MemberActive
     elsewhere = await session.scalar(
         select(func.count()).where(memberships.c.user_id == member_id, memberships.c.institution_id != account_id)
@@ -241,7 +239,7 @@ async def resend_invitation(
 ) -> None:
     institution = await managed_institution(session, who, account_id)
     member = await _member_row(session, account_id, member_id)
-    if member.password_hash is not None:
+    if has_joined(member):
         raise MemberActive
     await _invite_again(session, outbox, account_id, institution.name, member, member.email, now)
 
@@ -269,7 +267,7 @@ async def send_password_reset(
     """Mail the member a reset link, as if they had asked for it."""
     await managed_institution(session, who, account_id)
     member = await _member_row(session, account_id, member_id)
-    if member.password_hash is None:
+    if not has_joined(member):
         raise MemberNotActive
     await mail_reset_link(session, outbox, member, now)
 
@@ -313,7 +311,7 @@ async def remove_member(
     left_alone = not member.is_organiser and not await session.scalar(
         select(func.count()).where(memberships.c.user_id == member_id)
     )
-    if left_alone and member.password_hash is None:
+    if left_alone and not has_joined(member):
         await session.execute(delete(users).where(users.c.id == member_id))
     await outbox.add(session, MemberRemoved(account_id=account_id, member_id=member_id, removed_at=now))
 

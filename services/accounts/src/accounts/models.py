@@ -74,6 +74,7 @@ action_tokens = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("used_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("detail", String(320)),  # what the link acts on, e.g. the address a revert link restores
 )
 
 login_throttle = Table(

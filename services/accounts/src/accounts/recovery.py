@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts.access import home_account
-from accounts.credentials import ThrottlePolicy, email_key, set_password, spend_attempt, user_by_email
+from accounts.credentials import ThrottlePolicy, email_key, has_joined, set_password, spend_attempt, user_by_email
 from accounts.models import users
 from accounts.service import consume_token, issue_token, void_tokens
 from contracts.events.accounts import PasswordChanged, PasswordResetRequested
@@ -28,7 +28,7 @@ async def request_reset(session: AsyncSession, outbox: Outbox, email: str, sourc
     if not await spend_attempt(session, keys, now):
         return
     user = await user_by_email(session, email)
-    if user is not None and user.password_hash is not None:
+    if user is not None and has_joined(user):
         await mail_reset_link(session, outbox, user, now)
 
 

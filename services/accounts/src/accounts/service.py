@@ -66,12 +66,14 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def issue_token(session: AsyncSession, user_id: uuid.UUID, purpose: str, expires_at: datetime) -> str:
+async def issue_token(
+    session: AsyncSession, user_id: uuid.UUID, purpose: str, expires_at: datetime, detail: str | None = None
+) -> str:
     """A new single-use token for `purpose`; only its digest is stored, the token goes in the mailed link."""
     token, digest = new_token()
     await session.execute(
         insert(action_tokens).values(
-            id=uuid.uuid4(), user_id=user_id, purpose=purpose, token_hash=digest, expires_at=expires_at
+            id=uuid.uuid4(), user_id=user_id, purpose=purpose, token_hash=digest, expires_at=expires_at, detail=detail
         )
     )
     return token
@@ -79,20 +81,30 @@ async def issue_token(session: AsyncSession, user_id: uuid.UUID, purpose: str, e
 
 async def consume_token(session: AsyncSession, token: str, purpose: str, now: datetime) -> uuid.UUID:
     """Use a single-use token once, before it expires: its user's id, or InvalidToken."""
-    user_id = await session.scalar(
-        update(action_tokens)
-        .where(
-            action_tokens.c.token_hash == token_digest(token),
-            action_tokens.c.purpose == purpose,
-            action_tokens.c.used_at.is_(None),
-            action_tokens.c.expires_at > now,
-        )
-        .values(used_at=now)
-        .returning(action_tokens.c.user_id)
-    )
-    if user_id is None:
-        raise InvalidToken
+    user_id, _ = await consume_token_with_detail(session, token, purpose, now)
     return user_id
+
+
+async def consume_token_with_detail(
+    session: AsyncSession, token: str, purpose: str, now: datetime
+) -> tuple[uuid.UUID, str | None]:
+    """Use a single-use token once, before it expires: its user's id and the detail it was issued with."""
+    used = (
+        await session.execute(
+            update(action_tokens)
+            .where(
+                action_tokens.c.token_hash == token_digest(token),
+                action_tokens.c.purpose == purpose,
+                action_tokens.c.used_at.is_(None),
+                action_tokens.c.expires_at > now,
+            )
+            .values(used_at=now)
+            .returning(action_tokens.c.user_id, action_tokens.c.detail)
+        )
+    ).first()
+    if used is None:
+        raise InvalidToken
+    return used.user_id, used.detail
 
 
 async def void_tokens(session: AsyncSession, user_id: uuid.UUID, purpose: str, now: datetime) -> None:

@@ -225,6 +225,15 @@ class EmailChangesApi(Controller):
     async def confirm(self, data: Verification, accounts: Upstream) -> Response[Any]:
         return relay(await accounts.call("POST", "/internal/email-changes/confirmation", data.model_dump()))
 
+    @post(
+        "/reversal",
+        status_code=200,
+        summary='"This was not me": undo an email change with the token mailed to the old address',
+        description="Restores the old address, ends every session, voids the password and mails a reset link.",
+    )
+    async def revert(self, data: Verification, accounts: Upstream) -> Response[Any]:
+        return relay(await accounts.call("POST", "/internal/email-changes/reversal", data.model_dump()))
+
 
 class InvitationsApi(Controller):
     path = "/api/v1/invitations"

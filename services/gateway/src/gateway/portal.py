@@ -95,11 +95,27 @@ class Portal(Controller):
     async def confirm_email(
         self, data: Annotated[VerifyForm, Body(media_type=RequestEncodingType.URL_ENCODED)], accounts: Upstream
     ) -> Template:
-        response = await accounts.call("POST", "/internal/email-changes/confirmation", {"token": data.token[:200]})
-        if response.status_code == 200:
-            return Template("confirm_email.html", context={"state": "confirmed", "email": response.json()["email"]})
-        state = "taken" if response.json().get("code") == "email_taken" else "invalid"
-        return Template("confirm_email.html", context={"state": state}, status_code=400)
+        return await email_link_form("confirm_email.html", "/internal/email-changes/confirmation", data, accounts)
+
+    @get("/revert-email")
+    async def revert_email_page(self, token: str = "") -> Template:
+        # Mailed to the old address after a change ("this was not me"); only the POST acts.
+        return Template("revert_email.html", context={"token": token, "state": "confirm"})
+
+    @post("/revert-email")
+    async def revert_email(
+        self, data: Annotated[VerifyForm, Body(media_type=RequestEncodingType.URL_ENCODED)], accounts: Upstream
+    ) -> Template:
+        return await email_link_form("revert_email.html", "/internal/email-changes/reversal", data, accounts)
+
+
+async def email_link_form(template: str, path: str, data: VerifyForm, accounts: Upstream) -> Template:
+    """Post an email link's token; the page says which address the account now uses, or why not."""
+    response = await accounts.call("POST", path, {"token": data.token[:200]})
+    if response.status_code == 200:
+        return Template(template, context={"state": "done", "email": response.json()["email"]})
+    state = "taken" if response.json().get("code") == "email_taken" else "invalid"
+    return Template(template, context={"state": state}, status_code=400)
 
 
 async def password_form(template: str, path: str, data: ResetForm, accounts: Upstream) -> Template:

@@ -137,18 +137,16 @@ def _email_change_requested(event: EmailChangeRequested, public_base_url: str) -
 
 
 def _email_changed(event: EmailChanged, public_base_url: str) -> list[Mail]:
-    return [
-        Mail(
-            template="email_changed",
-            language=event.language,
-            recipient=event.old_email,
-            variables={
-                "new_email": event.new_email,
-                "changed_at": notifier.local_datetime(event.changed_at, event.language),
-                "link": f"{public_base_url}/forgot-password",
-            },
-        )
-    ]
+    variables = {
+        "new_email": event.new_email,
+        "changed_at": notifier.local_datetime(event.changed_at, event.language),
+        "link": f"{public_base_url}/forgot-password",  # events without a revert link
+        "expires_at": "",
+    }
+    if event.revert_token and event.revert_expires_at:
+        variables["link"] = f"{public_base_url}/revert-email?token={event.revert_token}"
+        variables["expires_at"] = notifier.local_datetime(event.revert_expires_at, event.language)
+    return [Mail(template="email_changed", language=event.language, recipient=event.old_email, variables=variables)]
 
 
 def _account_closed(event: AccountClosed, public_base_url: str) -> list[Mail]:
