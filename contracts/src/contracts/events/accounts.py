@@ -131,7 +131,7 @@ class EmailChanged(AccountEvent):
     changed_at: UtcDatetime = Field(description="When the address changed (UTC).")
     revert_token: NonEmptyStr | None = Field(
         None,
-        description="Raw single-use token of the \"this was not me\" link mailed to the old address: it restores "
+        description='Raw single-use token of the "this was not me" link mailed to the old address: it restores '
         "that address, ends every session and asks for a new password.",
     )
     revert_expires_at: UtcDatetime | None = Field(None, description="When the revert token expires (UTC).")
