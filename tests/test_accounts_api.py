@@ -219,6 +219,7 @@ async def test_an_institution_never_reaches_another_ones_members(system):
         listed = (await gateway.get(b_members, headers=b.auth)).json()
         [member_id] = [m["member_id"] for m in listed["members"] if m["email"] == member_email]
         member = f"{b_members}/{member_id}"
+        through_a = f"/api/v1/accounts/{a.account_id}/members/{member_id}"  # B's member under A's own account
 
         csv_file = {**a.auth, "Content-Type": "text/csv"}
         for method, path, kwargs in [
@@ -234,6 +235,10 @@ async def test_an_institution_never_reaches_another_ones_members(system):
             ("POST", f"/api/v1/accounts/{b.account_id}/closure", {"json": {"password": PASSWORD}}),
             ("GET", f"/api/v1/accounts/{b.account_id}/profile", {}),
             ("PATCH", f"/api/v1/accounts/{b.account_id}/profile", {"json": {"city": "Paris"}}),
+            ("PATCH", through_a, {"json": {"role": "manager"}}),
+            ("DELETE", through_a, {}),
+            ("POST", f"{through_a}/invitation", {}),
+            ("POST", f"{through_a}/password-reset", {}),
         ]:
             response = await gateway.request(method, path, **{"headers": a.auth, **kwargs})
             assert (response.status_code, response.json()["code"]) == (404, "not_found"), (method, path)
