@@ -5,10 +5,11 @@ sessions and links); the others only leave. What French law requires on invoices
 (name, identifier, addresses, VAT number), and AccountClosed tells other services to anonymise their copies."""
 
 import uuid
+from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts.access import Actor, managed_institution, readable_institution
@@ -35,9 +36,8 @@ async def export_account(session: AsyncSession, who: Actor, account_id: uuid.UUI
             .order_by(memberships.c.created_at, users.c.id)
         )
     ).all()
-    ids = [person.id for person in people]
-    links = (await session.execute(select(action_tokens).where(action_tokens.c.user_id.in_(ids)))).all()
-    logins = (await session.execute(select(sessions).where(sessions.c.user_id.in_(ids)))).all()
+    links = await _by_user(session, action_tokens, account_id, ("purpose", "created_at", "expires_at", "used_at"))
+    logins = await _by_user(session, sessions, account_id, ("source", "created_at", "expires_at", "ended_at"))
     return {
         "format": EXPORT_FORMAT,
         "exported_at": now,
@@ -55,30 +55,28 @@ async def export_account(session: AsyncSession, who: Actor, account_id: uuid.UUI
                 "email_verified_at": person.email_verified_at,
                 "has_password": person.password_hash is not None,
                 "is_organiser": person.is_organiser,
-                "emailed_links": [
-                    {
-                        "purpose": link.purpose,
-                        "created_at": link.created_at,
-                        "expires_at": link.expires_at,
-                        "used_at": link.used_at,
-                    }
-                    for link in links
-                    if link.user_id == person.id
-                ],
-                "sessions": [
-                    {
-                        "source": login.source,
-                        "created_at": login.created_at,
-                        "expires_at": login.expires_at,
-                        "ended_at": login.ended_at,
-                    }
-                    for login in logins
-                    if login.user_id == person.id
-                ],
+                "emailed_links": links.get(person.id, []),
+                "sessions": logins.get(person.id, []),
             }
             for person in people
         ],
     }
+
+
+async def _by_user(
+    session: AsyncSession, table: Table, account_id: uuid.UUID, columns: tuple[str, ...]
+) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    """The `columns` of `table`'s rows of the account's people, grouped by user, oldest first."""
+    rows = await session.execute(
+        select(table.c.user_id, *(table.c[name] for name in columns))
+        .join(memberships, memberships.c.user_id == table.c.user_id)
+        .where(memberships.c.institution_id == account_id)
+        .order_by(table.c.created_at)
+    )
+    grouped: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        grouped[row.user_id].append({name: getattr(row, name) for name in columns})
+    return grouped
 
 
 async def close_account(

@@ -161,9 +161,8 @@ class SessionsApi(Controller):
                 refused.headers["Retry-After"] = str(retry_after)
             return refused
         opened = response.json()
-        expires_at = datetime.fromisoformat(opened["expires_at"])
-        remaining = (expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=UTC)) - datetime.now(UTC)
-        expires_in = int(max(min(remaining, sessions.lifetime).total_seconds(), 0))
+        remaining = datetime.fromisoformat(opened["expires_at"]) - datetime.now(UTC)  # accounts answers in UTC
+        expires_in = int(min(remaining, sessions.lifetime).total_seconds())
         token = sessions.issue(uuid.UUID(opened["session_id"]))
         return Response({"token": token, "expires_in": expires_in, "identity": opened["identity"]}, status_code=201)
 
