@@ -1,21 +1,38 @@
-"""Kafka consumers on FastStream: decode the contract, run the handler once per event id, commit after.
+"""Kafka consumers on FastStream, in batches: decode the contracts, apply each event once, commit after.
 
-Per message: a record that does not decode goes straight to `<topic>.dlq`; a handler error is retried
-in place with backoff up to `max_attempts`, then dead-lettered; an infrastructure error (database or
-network down) is not the message's fault, so the consumer seeks back and fetches the record again after a
-growing pause. Offsets are committed explicitly, only up to records already handled, in batches (every
-`commit_every` records or `commit_seconds`): a crash re-delivers at most one batch, which the inbox absorbs.
+Records come in batches (up to `batch_size`, from one or several partitions). The records of one partition
+are applied in one database transaction: their inbox ids are claimed in one statement, then each new event
+runs its handler. A handler still sees one event and one session. Partitions of a batch are applied
+concurrently, each in offset order.
+
+A batch is first applied without savepoints (they cost more than most handlers). If a handler fails, that
+transaction is rolled back and the batch applied again with a savepoint per event: the failing event is
+rolled back, retried in place with backoff up to `max_attempts`, then dead-lettered alone, while the others
+commit once.
+
+- A record that does not decode goes to `<topic>.dlq` (reason `malformed`); a handler that keeps failing
+  sends its record there too (reason `handler_failed`), and its inbox claim is rolled back so that a replay
+  of the dead letter takes effect.
+- An infrastructure error (database or network down) is not the events' fault: the partition's transaction
+  is lost, the consumer seeks back to its first record and fetches it again after a growing pause.
+- A transaction that fails as a whole for another reason (e.g. at commit) is applied again one event per
+  transaction, so that only the culprit is dead-lettered.
+- Offsets are committed only up to records whose effects (or dead letters) are committed, every
+  1,000 records or every second: a crash re-delivers what was not committed, and the inbox
+  absorbs it.
 """
 
 import asyncio
+import contextlib
 import logging
 import traceback
-from collections.abc import Awaitable, Callable, Collection
+from collections import Counter as Tally
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -38,11 +55,21 @@ EVENTS_CONSUMED = Counter(
 Handler = Callable[[AsyncSession, Envelope], Awaitable[None]]
 
 
+# SQLSTATEs that say the database is away, not that the event is wrong: connection exceptions (class 08), the
+# server shutting down or starting (57P01-57P03), too many connections (53300).
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+
 def is_infrastructure_error(exc: BaseException) -> bool:
     if isinstance(exc, OSError | DisconnectionError | TimeoutError | KafkaError):
         return True
     if isinstance(exc, DBAPIError):
-        return exc.connection_invalidated or isinstance(exc, OperationalError)
+        sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+        return (
+            exc.connection_invalidated
+            or isinstance(exc, OperationalError)
+            or sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+        )
     return False
 
 
@@ -79,17 +106,20 @@ class DeadLetters:
 class OffsetCommitter:
     """Commits the offsets of handled records only, after `every` records or `seconds`, whichever first."""
 
-    every: int = 100
+    every: int = 1000
     seconds: float = 1.0
     _pending: dict[TopicPartition, int] = field(default_factory=dict, init=False)
     _consumer: AIOKafkaConsumer | None = field(default=None, init=False)
     _since_commit: int = field(default=0, init=False)
     _flusher: asyncio.Task[None] | None = field(default=None, init=False)
 
-    async def handled(self, consumer: AIOKafkaConsumer, record: ConsumerRecord[Any, Any]) -> None:
+    async def handled(
+        self, consumer: AIOKafkaConsumer, partition: TopicPartition, next_offset: int, count: int
+    ) -> None:
+        """`count` records of `partition` are done, up to `next_offset` (exclusive)."""
         self._consumer = consumer
-        self._pending[TopicPartition(record.topic, record.partition)] = record.offset + 1
-        self._since_commit += 1
+        self._pending[partition] = next_offset
+        self._since_commit += count
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_periodically())
         if self._since_commit >= self.every:
@@ -117,6 +147,18 @@ class OffsetCommitter:
 
 
 @dataclass
+class _Outcomes:
+    """What became of a partition's records; counted and dead-lettered once their transaction committed."""
+
+    counts: Tally[str] = field(default_factory=Tally)
+    dead: list[tuple[ConsumerRecord[Any, Any], str, str]] = field(default_factory=list)
+
+    def dead_letter(self, record: ConsumerRecord[Any, Any], reason: str, error: str) -> None:
+        self.dead.append((record, reason, error))
+        self.counts["dead_lettered"] += 1
+
+
+@dataclass
 class Consumer:
     """One subscription: a consumer group on one topic, handling some of its event types."""
 
@@ -129,91 +171,182 @@ class Consumer:
     dead_letters: DeadLetters
     max_attempts: int = 3
     backoff_seconds: float = 0.2
+    batch_size: int = 500
     committer: OffsetCommitter = field(default_factory=OffsetCommitter)
     _infra_failures: int = field(default=0, init=False)
 
     def subscribe(self, broker: KafkaBroker) -> None:
-        async def on_message(message: KafkaMessage) -> None:
-            record = message.raw_message
-            assert isinstance(record, ConsumerRecord)
-            try:
-                await self.process(record)
-            except Exception:
-                await message.nack()  # seek back: the record is fetched again, nothing after it is committed
-                return
-            await self.committer.handled(message.consumer, record)
+        async def on_batch(message: KafkaMessage) -> None:
+            records = message.raw_message
+            assert isinstance(records, tuple)
+            await self.process_batch(message.consumer, records)
 
         broker.subscriber(
             self.topic,
             group_id=f"{self.service}.{self.name}",
+            batch=True,
+            max_records=self.batch_size,
+            batch_timeout_ms=50,  # FastStream sleeps this long after an empty poll: it bounds the idle latency
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.MANUAL,
             max_poll_interval_ms=120_000,
-            fetch_max_wait_ms=100,
-        )(on_message)
+            decoder=_raw_records_only,
+            fetch_max_wait_ms=500,  # a long poll: the broker answers as soon as a record arrives
+        )(on_batch)
 
     async def close(self) -> None:
         """Commit what has been handled; call before the broker stops."""
         await self.committer.close()
 
-    async def process(self, record: ConsumerRecord[Any, Any]) -> None:
-        try:
-            envelope = decode(record.topic, record.key, record.value, record.headers or ())
-        except ContractError as exc:
-            log.error("undecodable record at %s[%s]@%s: %s", record.topic, record.partition, record.offset, exc)
-            await self._dead_letter(record, "malformed", str(exc))
-            return
-        if self.events is not None and type(envelope.event) not in self.events:
-            self._count("ignored")
-            return
-        context.correlation_id.set(envelope.correlation_id)
-        context.causation_id.set(str(envelope.id))
-        context.event_id.set(str(envelope.id))
-        try:
-            await self._handle_with_retries(record, envelope)
-        finally:
-            context.event_id.set(None)
-            context.causation_id.set(None)
+    async def process_batch(self, consumer: AIOKafkaConsumer, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        """Apply a fetched batch, partitions concurrently; commit what is done, seek back what is not."""
+        by_partition: dict[TopicPartition, list[ConsumerRecord[Any, Any]]] = {}
+        for record in records:
+            by_partition.setdefault(TopicPartition(record.topic, record.partition), []).append(record)
+        results = await asyncio.gather(
+            *(self._apply_partition(batch) for batch in by_partition.values()), return_exceptions=True
+        )
+        failure: BaseException | None = None
+        for (partition, batch), result in zip(by_partition.items(), results, strict=True):
+            if isinstance(result, BaseException):
+                failure = failure or result
+                with contextlib.suppress(IllegalStateError):  # revoked meanwhile: its new owner reads it again
+                    consumer.seek(partition, batch[0].offset)  # fetched again; nothing of it is committed
+            else:
+                await self.committer.handled(consumer, partition, batch[-1].offset + 1, len(batch))
+        if failure is not None:
+            if not isinstance(failure, Exception):
+                raise failure  # cancellation: the process is stopping
+            await self._pause_for_infrastructure(failure)
+        else:
+            self._infra_failures = 0
 
-    async def _handle_with_retries(self, record: ConsumerRecord[Any, Any], envelope: Envelope) -> None:
-        for attempt in range(1, self.max_attempts + 1):
+    async def _apply_partition(self, records: list[ConsumerRecord[Any, Any]]) -> None:
+        outcomes = _Outcomes()
+        envelopes: list[tuple[ConsumerRecord[Any, Any], Envelope]] = []
+        for record in records:
             try:
-                async with self.db.transaction() as session:
-                    if not await inbox.claim(session, self.name, envelope.id):
-                        self._count("duplicate")
-                        return
-                    await self.handler(session, envelope)
-                self._infra_failures = 0
-                self._count("processed")
-                return
+                envelope = decode(record.topic, record.key, record.value, record.headers or ())
+            except ContractError as exc:
+                log.error("undecodable record at %s[%s]@%s: %s", record.topic, record.partition, record.offset, exc)
+                outcomes.dead_letter(record, "malformed", str(exc))
+                continue
+            if self.events is not None and type(envelope.event) not in self.events:
+                outcomes.counts["ignored"] += 1
+            else:
+                envelopes.append((record, envelope))
+        try:
+            await self._apply_in_one_transaction(envelopes, outcomes, careful=False)
+        except Exception as exc:
+            if is_infrastructure_error(exc):
+                raise
+            log.warning(
+                "a batch of %d events failed (%r); applying it again, a savepoint per event", len(envelopes), exc
+            )
+            try:
+                await self._apply_in_one_transaction(envelopes, outcomes, careful=True)
             except Exception as exc:
                 if is_infrastructure_error(exc):
-                    await self._pause_for_infrastructure(exc)
+                    raise
+                log.warning("the batch failed as a whole (%r); applying its events one per transaction", exc)
+                for one in envelopes:
+                    await self._apply_alone(one, outcomes)
+        await self._send_dead_letters(outcomes)
+        for outcome, count in outcomes.counts.items():
+            EVENTS_CONSUMED.labels(self.service, self.name, self.topic, outcome).inc(count)
+
+    async def _apply_alone(self, item: tuple[ConsumerRecord[Any, Any], Envelope], outcomes: _Outcomes) -> None:
+        alone = _Outcomes()
+        try:
+            await self._apply_in_one_transaction([item], alone, careful=True)
+        except Exception as exc:
+            if is_infrastructure_error(exc):
+                raise
+            log.exception("%s failed in a transaction of its own; dead-lettering", item[1].type)
+            alone = _Outcomes()
+            alone.dead_letter(item[0], "handler_failed", _describe(exc))
+        outcomes.counts.update(alone.counts)
+        outcomes.dead += alone.dead
+
+    async def _apply_in_one_transaction(
+        self, envelopes: list[tuple[ConsumerRecord[Any, Any], Envelope]], outcomes: _Outcomes, *, careful: bool
+    ) -> None:
+        """Claim the events and run their handlers in one transaction. Not `careful`: the first error aborts it
+        all (savepoints cost more than the handlers themselves, and most batches fail nowhere). `careful`: each
+        handler in its own savepoint, retried there, and dead-lettered alone. Outcomes count once committed."""
+        if not envelopes:
+            return
+        counts: Tally[str] = Tally()
+        dead: list[tuple[ConsumerRecord[Any, Any], str, str]] = []
+        async with self.db.transaction() as session:
+            unclaimed = await inbox.claim_all(session, self.name, [envelope.id for _, envelope in envelopes])
+            for record, envelope in envelopes:
+                if envelope.id not in unclaimed:
+                    counts["duplicate"] += 1
+                    continue
+                unclaimed.discard(envelope.id)  # a second copy in this very batch is a duplicate too
+                with _event_context(envelope):
+                    if not careful:
+                        await self.handler(session, envelope)
+                        error = None
+                    else:
+                        error = await self._handle_in_savepoint(session, envelope, counts)
+                if error is None:
+                    counts["processed"] += 1
+                else:
+                    await inbox.release(session, self.name, envelope.id)  # so that a replay takes effect
+                    dead.append((record, "handler_failed", _describe(error)))
+        outcomes.counts.update(counts)
+        for letter in dead:
+            outcomes.dead_letter(*letter)
+
+    async def _handle_in_savepoint(
+        self, session: AsyncSession, envelope: Envelope, counts: Tally[str]
+    ) -> Exception | None:
+        """Run the handler in a savepoint, retried in place; the last error when every attempt failed."""
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                async with session.begin_nested():
+                    await self.handler(session, envelope)
+                return None
+            except Exception as exc:
+                if is_infrastructure_error(exc):
                     raise
                 if attempt == self.max_attempts:
                     log.exception("%s failed %d times; dead-lettering", envelope.type, attempt)
-                    await self._dead_letter(record, "handler_failed", _describe(exc))
-                    return
-                self._count("retried")
+                    return exc
+                counts["retried"] += 1
                 log.warning("%s failed (attempt %d): %r; retrying", envelope.type, attempt, exc)
                 await asyncio.sleep(self.backoff_seconds * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")
+
+    async def _send_dead_letters(self, outcomes: _Outcomes) -> None:
+        for record, reason, error in outcomes.dead:
+            await self.dead_letters.send(record, self.name, reason, error)
 
     async def _pause_for_infrastructure(self, exc: BaseException) -> None:
         self._infra_failures += 1
         delay = min(self.backoff_seconds * 2**self._infra_failures, 15.0)
-        log.warning("infrastructure unavailable (%r); record will be fetched again in %.1fs", exc, delay)
+        log.warning("infrastructure unavailable (%r); records will be fetched again in %.1fs", exc, delay)
         await asyncio.sleep(delay)
 
-    async def _dead_letter(self, record: ConsumerRecord[Any, Any], reason: str, error: str) -> None:
-        try:
-            await self.dead_letters.send(record, self.name, reason, error)
-        except Exception as exc:
-            await self._pause_for_infrastructure(exc)
-            raise
-        self._count("dead_lettered")
 
-    def _count(self, outcome: str) -> None:
-        EVENTS_CONSUMED.labels(self.service, self.name, self.topic, outcome).inc()
+async def _raw_records_only(message: Any) -> None:
+    """FastStream's decoder would parse every record's JSON for nothing: handlers decode the contracts."""
+    return None
+
+
+@contextlib.contextmanager
+def _event_context(envelope: Envelope) -> Iterator[None]:
+    """Logs and events written while handling `envelope` carry its correlation id and cause."""
+    context.correlation_id.set(envelope.correlation_id)
+    context.causation_id.set(str(envelope.id))
+    context.event_id.set(str(envelope.id))
+    try:
+        yield
+    finally:
+        context.event_id.set(None)
+        context.causation_id.set(None)
 
 
 def _describe(exc: BaseException) -> str:

@@ -43,7 +43,9 @@ class Service:
         self.settings = settings
         self.name = settings.service_name
         self.migrations_package = migrations_package
-        self.db = Database(settings.database_url)
+        self.db = Database(settings.database_url, pool_size=settings.database_pool_size)
+        # Consumers apply batches on a pool of their own, so that a burst of events never starves HTTP requests.
+        self.consumer_db = Database(settings.database_url, pool_size=settings.consumer_pool_size)
         self.outbox = Outbox(self.name)
         self.broker = KafkaBroker(
             settings.kafka_bootstrap_servers,
@@ -74,8 +76,9 @@ class Service:
                 topic=topic,
                 handler=handler,
                 events=events,
-                db=self.db,
+                db=self.consumer_db,
                 dead_letters=self.dead_letters,
+                batch_size=self.settings.consumer_batch_size,
                 max_attempts=self.settings.consumer_max_attempts,
                 backoff_seconds=self.settings.consumer_backoff_seconds,
             )
@@ -127,6 +130,7 @@ class Service:
         await self.broker.stop()
         await self.dead_letters.close()
         await self.db.dispose()
+        await self.consumer_db.dispose()
 
     async def ready(self) -> None:
         await self.db.ping()

@@ -18,6 +18,11 @@ class ServiceSettings(BaseSettings):
     relay_enabled: bool = True
     relay_poll_seconds: float = 2.0
     relay_batch_size: int = 500
+    database_pool_size: int = Field(10, description="connections for HTTP requests and background loops")
+    consumer_pool_size: int = Field(
+        6, description="connections of the consumers' own pool (one per partition in flight), apart from HTTP's"
+    )
+    consumer_batch_size: int = Field(500, description="records fetched and applied together")
     consumer_max_attempts: int = Field(3, description="attempts before a failing event goes to the DLQ")
     consumer_backoff_seconds: float = 0.2
     internal_token: SecretStr | None = Field(
