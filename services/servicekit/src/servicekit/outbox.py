@@ -7,16 +7,19 @@ event id (the inbox).
 """
 
 import asyncio
+import itertools
 import json
 import logging
 import time
 import uuid
 import zlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaTimeoutError
 from prometheus_client import Counter, Gauge
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -69,12 +72,30 @@ class Outbox:
 
 
 PURGE_EVERY_SECONDS = 3600
+MEASURE_EVERY_SECONDS = 1.0
 PUBLISHED_RETENTION_DAYS = 7  # published rows are kept a while for audit and replay by hand
 
-PublishedHook = Callable[[Sequence[asyncpg.Record]], Awaitable[None]]
+
+@dataclass
+class _Flight:
+    """Rows handed to the producer, and the futures of Kafka's acknowledgements, in id order."""
+
+    rows: Sequence[asyncpg.Record]
+    acks: list[asyncio.Future[Any]]
+
+    @property
+    def ids(self) -> list[int]:
+        return [row["id"] for row in self.rows]
 
 
 class OutboxRelay:
+    """Publishes committed outbox rows in id order while it holds the service's advisory lock.
+
+    Pipelined: batch n+1 is read and handed to the producer while Kafka acknowledges batch n; then batch n
+    is marked sent in one statement, up to its first unacknowledged row. A failure (Kafka, database, lost
+    lock) drops everything in flight and starts over from the rows still unmarked.
+    """
+
     def __init__(
         self,
         database_url: str,
@@ -83,17 +104,18 @@ class OutboxRelay:
         service: str,
         poll_seconds: float = 2.0,
         batch_size: int = 500,
-        after_publish: PublishedHook | None = None,
+        request_timeout_ms: int = 30_000,
     ) -> None:
         self.dsn = libpq_dsn(database_url)
         self.bootstrap_servers = bootstrap_servers
         self.service = service
         self.poll_seconds = poll_seconds
         self.batch_size = batch_size
-        self.after_publish = after_publish
+        self.request_timeout_ms = request_timeout_ms
         self.lock_key = zlib.crc32(f"outbox-relay:{service}".encode())
         self._wake = asyncio.Event()
         self.is_leader = False
+        self.listening = False  # True while idle on LISTEN, waiting for a NOTIFY or the next poll
 
     async def run(self) -> None:
         """Publish forever; every failure (database, Kafka, lost lock) backs off and starts over."""
@@ -110,6 +132,7 @@ class OutboxRelay:
                 backoff = min(backoff * 2, 10.0)
             finally:
                 self._set_leader(False)
+                self.listening = False
 
     async def _lead(self) -> None:
         conn = await asyncpg.connect(self.dsn)
@@ -124,35 +147,51 @@ class OutboxRelay:
                 enable_idempotence=True,
                 acks="all",
                 linger_ms=2,
-                request_timeout_ms=30_000,
+                request_timeout_ms=self.request_timeout_ms,
             )
             await producer.start()
-            purged_at = 0.0
             try:
-                while True:
-                    if time.monotonic() - purged_at > PURGE_EVERY_SECONDS:
-                        await purge_published(conn, PUBLISHED_RETENTION_DAYS)
-                        purged_at = time.monotonic()
-                    self._wake.clear()
-                    if await self._publish_batch(conn, producer) < self.batch_size:
-                        await self._measure(conn)
-                        try:
-                            await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
-                        except TimeoutError:
-                            pass
+                await self._publish_forever(conn, producer)
             finally:
-                await producer.stop()
+                await _stop_within(producer, seconds=5)
         finally:
             await asyncio.shield(conn.close(timeout=2))
 
-    async def _publish_batch(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
-        rows = await conn.fetch(
-            "SELECT id, topic, key, value, headers FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
-            self.batch_size,
-        )
-        if not rows:
-            return 0
-        deliveries = [
+    async def _publish_forever(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> None:
+        purged_at = measured_at = 0.0
+        previous: _Flight | None = None
+        while True:
+            if time.monotonic() - purged_at > PURGE_EVERY_SECONDS:
+                await purge_published(conn, PUBLISHED_RETENTION_DAYS)
+                purged_at = time.monotonic()
+            if time.monotonic() - measured_at > MEASURE_EVERY_SECONDS:
+                await self._measure(conn)
+                measured_at = time.monotonic()
+            self._wake.clear()
+            rows = await conn.fetch(
+                "SELECT id, topic, key, value, headers FROM outbox "
+                "WHERE published_at IS NULL AND id <> ALL($2::bigint[]) ORDER BY id LIMIT $1",
+                self.batch_size,
+                previous.ids if previous else [],
+            )
+            current = await self._send(producer, rows)
+            if previous is not None:
+                await self._mark_acknowledged(conn, previous)
+            previous = current if rows else None
+            if previous is None:
+                await self._measure(conn)
+                measured_at = time.monotonic()
+                self.listening = True
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                except TimeoutError:
+                    pass
+                finally:
+                    self.listening = False
+
+    @staticmethod
+    async def _send(producer: AIOKafkaProducer, rows: Sequence[asyncpg.Record]) -> _Flight:
+        acks = [
             await producer.send(
                 row["topic"],
                 value=row["value"],
@@ -161,18 +200,24 @@ class OutboxRelay:
             )
             for row in rows
         ]
-        results = await asyncio.gather(*deliveries, return_exceptions=True)
-        failure = next((r for r in results if isinstance(r, BaseException)), None)
-        # Keep id order: mark only the prefix that Kafka acknowledged.
-        acknowledged = [row["id"] for row, _ in zip(rows, _until_failure(results), strict=False)]
-        if self.after_publish is not None:
-            await self.after_publish(rows[: len(acknowledged)])
+        return _Flight(rows, acks)
+
+    async def _mark_acknowledged(self, conn: asyncpg.Connection, flight: _Flight) -> None:
+        """Mark sent what Kafka acknowledged, keeping id order: only the prefix before the first row that failed
+        or is still unacknowledged after the request timeout (the idempotent producer itself never gives up)."""
+        await asyncio.wait(flight.acks, timeout=self.request_timeout_ms / 1000)
+        acknowledged = sum(1 for _ in itertools.takewhile(_succeeded, flight.acks))
         if acknowledged:
-            await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", acknowledged)
-            OUTBOX_PUBLISHED.labels(self.service).inc(len(acknowledged))
-        if failure is not None:
-            raise failure
-        return len(rows)
+            ids = flight.ids[:acknowledged]
+            await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", ids)
+            OUTBOX_PUBLISHED.labels(self.service).inc(acknowledged)
+        if acknowledged < len(flight.acks):
+            first = flight.acks[acknowledged]
+            if first.done() and first.exception() is not None:
+                raise first.exception()  # type: ignore[misc]
+            raise KafkaTimeoutError(
+                f"{len(flight.acks) - acknowledged} records unacknowledged after {self.request_timeout_ms} ms"
+            )
 
     async def _measure(self, conn: asyncpg.Connection) -> None:
         backlog, age = await conn.fetchrow(
@@ -187,17 +232,21 @@ class OutboxRelay:
         OUTBOX_LEADER.labels(self.service).set(1 if leader else 0)
 
 
+def _succeeded(ack: "asyncio.Future[Any]") -> bool:
+    return ack.done() and not ack.cancelled() and ack.exception() is None
+
+
+async def _stop_within(producer: AIOKafkaProducer, seconds: float) -> None:
+    """Stop the producer; with Kafka away it would wait forever to flush, so give up on its unsent records
+    (they were not marked sent: the next leader publishes them again)."""
+    try:
+        await asyncio.wait_for(producer.stop(), seconds)
+    except TimeoutError:
+        log.warning("the relay's producer did not flush within %.0f s; its unsent records will be republished", seconds)
+
+
 def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
-
-
-def _until_failure(results: Sequence[Any]) -> list[Any]:
-    prefix = []
-    for result in results:
-        if isinstance(result, BaseException):
-            break
-        prefix.append(result)
-    return prefix
 
 
 async def purge_published(conn: asyncpg.Connection, older_than_days: int) -> int:
