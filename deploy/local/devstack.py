@@ -473,6 +473,15 @@ class Stack:
                 self._spawn_kafka()
             self._wait_ready(["kafka"], {"kafka": time.monotonic()})
 
+    def start_postgres(self) -> None:
+        """Start PostgreSQL alone on the same data and wait until it accepts connections."""
+        with self._lock(self.run_dir / ".lock"):
+            if self._process("postgres") is None:
+                self._check_ports("postgres")
+                self._prepare_postgres()
+                self._spawn_postgres()
+            self._wait_ready(["postgres"], {"postgres": time.monotonic()})
+
     def _check_ports(self, name: str) -> None:
         for port in self._ports(name):
             if not _port_free(port):
@@ -686,6 +695,7 @@ class Stack:
             "unix_socket_directories": str(self.pg_dir),
             "max_connections": "200",
             "timezone": "UTC",
+            "track_commit_timestamp": "on",  # lets benchmarks read when each effect was committed
         }
         if self.fast:  # tests only: a crash of the machine may corrupt the cluster
             settings |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
@@ -797,6 +807,22 @@ class Stack:
         """Stop Kafka alone (clean shutdown; its data stays)."""
         with self._lock(self.run_dir / ".lock"):
             self._stop("kafka")
+
+    def kill_kafka(self) -> None:
+        """Kill Kafka's process group with SIGKILL, as a crash would: no clean shutdown, nothing flushed or
+        handed over; its data stays, and the next start_kafka() recovers it."""
+        with self._lock(self.run_dir / ".lock"):
+            proc = self._process("kafka")
+            if proc is not None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                _wait_gone([proc], timeout=10)
+            self._stop("kafka")  # reaps it and removes its pidfile
+
+    def stop_postgres(self) -> None:
+        """Stop PostgreSQL alone (fast shutdown: clients are cut off, open transactions roll back; data stays)."""
+        with self._lock(self.run_dir / ".lock"):
+            self._stop("postgres")
 
     def stop(self) -> None:
         """Stop everything that runs from this state dir, in order: mail catcher, Kafka, PostgreSQL."""
