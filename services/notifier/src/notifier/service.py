@@ -87,6 +87,7 @@ async def plan(
         )
         .on_conflict_do_nothing(constraint="deliveries_once_per_event")
     )
+    log.info("planned a %s mail (%s) for event %s", template, language, event_id)
 
 
 async def forget_account(session: AsyncSession, account_id: uuid.UUID, *, except_event: uuid.UUID) -> None:
