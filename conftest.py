@@ -15,6 +15,8 @@ import pytest
 from contracts import TOPICS
 
 ROOT = Path(__file__).parent
+# Shifts every test port, so that two suites (e.g. two work trees) can run side by side on one machine.
+PORT_OFFSET = int(os.environ.get("VISIOPASS_TEST_PORT_OFFSET", "0"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -28,7 +30,9 @@ def stack() -> Iterator["devstack.Stack"]:  # type: ignore[name-defined]  # noqa
     import devstack
 
     state_dir = Path(os.environ.get("VISIOPASS_TEST_STATE_DIR", ROOT / ".run" / "test"))
-    ports = devstack.Ports(kafka=29092, kafka_controller=29093, postgres=25433, smtp=21025, mail_http=28025)
+    ports = devstack.Ports(
+        *(port + PORT_OFFSET for port in (29092, 29093, 25433, 21025, 28025))  # kafka, controller, pg, smtp, mail
+    )
     infra = devstack.Stack(state_dir, ports, fast=True)
     infra.install()
     infra.start()

@@ -1,6 +1,7 @@
 """Cross-service fixtures: the six services as real processes on the test stack."""
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -9,13 +10,17 @@ import pytest
 
 from system import WITH_DATABASE, System
 
+_OFFSET = int(os.environ.get("VISIOPASS_TEST_PORT_OFFSET", "0"))  # as in the root conftest.py
 TEST_PORTS = {
-    "accounts": 28101,
-    "billing": 28102,
-    "catalogue": 28103,
-    "enrollment": 28104,
-    "notifier": 28105,
-    "gateway": 28000,
+    name: port + _OFFSET
+    for name, port in {
+        "accounts": 28101,
+        "billing": 28102,
+        "catalogue": 28103,
+        "enrollment": 28104,
+        "notifier": 28105,
+        "gateway": 28000,
+    }.items()
 }
 
 
