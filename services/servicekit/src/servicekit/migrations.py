@@ -31,4 +31,4 @@ async def upgrade(db: Database, package: str) -> None:
     lock_key = zlib.crc32(f"migrations:{package}".encode())
     async with db.engine.begin() as conn:
         await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key})
-        await conn.run_sync(lambda sync_conn: command.upgrade(alembic_config(package, sync_conn), "head"))
+        await conn.run_sync(lambda sync_conn: command.upgrade(alembic_config(package, sync_conn), "heads"))
