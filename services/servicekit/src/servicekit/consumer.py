@@ -25,7 +25,6 @@ commit once.
 import asyncio
 import contextlib
 import logging
-import traceback
 from collections import Counter as Tally
 from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts import ContractError, Envelope, Event, decode
 from servicekit import context, inbox
 from servicekit.db import Database
+from servicekit.logs import safe_error_text
 
 log = logging.getLogger(__name__)
 
@@ -350,4 +350,6 @@ def _event_context(envelope: Envelope) -> Iterator[None]:
 
 
 def _describe(exc: BaseException) -> str:
-    return "".join(traceback.format_exception_only(exc)).strip()
+    """The error a dead letter carries in its `dlq_error` header: a database or validation error's text may
+    quote the values it was handed (a mail's link and its token, an address), so only its kind is kept."""
+    return safe_error_text(exc)

@@ -6,8 +6,11 @@ from contextvars import ContextVar
 correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 causation_id: ContextVar[str | None] = ContextVar("causation_id", default=None)
 event_id: ContextVar[str | None] = ContextVar("event_id", default=None)
+# The address of the person's client, as the gateway decided it (for security events); None outside a request.
+client_address: ContextVar[str | None] = ContextVar("client_address", default=None)
 
 CORRELATION_HEADER = "X-Correlation-ID"
+CLIENT_ADDRESS_HEADER = "X-Client-Address"  # gateway -> internal APIs only
 
 
 def current_correlation_id() -> str:

@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -91,12 +92,16 @@ def libpq_dsn(database_url: str) -> str:
     return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def create_engine(url: str, **options: Any) -> AsyncEngine:
+    """Every engine of the services: statement parameters (password hashes, emails, names) never appear in
+    an error's text, so no log line can carry them."""
+    return create_async_engine(url, hide_parameters=True, **options)
+
+
 class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
-        self.engine: AsyncEngine = create_async_engine(
-            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-        )
+        self.engine: AsyncEngine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager

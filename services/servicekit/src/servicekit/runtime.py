@@ -12,6 +12,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from litestar import Litestar
 from litestar.di import Provide
+from litestar.logging.config import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ExceptionHandlersMap
 from prometheus_client import REGISTRY
@@ -22,12 +23,14 @@ from servicekit import migrations
 from servicekit.consumer import Consumer, DeadLetters, Handler
 from servicekit.db import Database
 from servicekit.http import (
+    allow_middleware,
     correlation_middleware,
     health_routes,
     internal_token_guard,
     problem_response,
     prometheus_config,
 )
+from servicekit.inputs import CheckedRequest
 from servicekit.kafka import ensure_topics
 from servicekit.logs import configure_logging
 from servicekit.outbox import Outbox, OutboxRelay
@@ -171,6 +174,11 @@ class Service:
             raise ConnectionError("kafka unreachable")
 
 
+LITESTAR_LOGGING = LoggingConfig(
+    configure_root_logger=False, loggers={"litestar": {"level": "INFO", "handlers": [], "propagate": True}}
+)
+
+
 def build_http_app(
     name: str,
     route_handlers: list[Any],
@@ -182,14 +190,20 @@ def build_http_app(
     exception_handlers: "ExceptionHandlersMap | None" = None,
     **options: Any,
 ) -> Litestar:
+    """`options`: more of Litestar's, e.g. an `openapi_config` of the service's own."""
     metrics = prometheus_config(name)
+    options.setdefault("request_class", CheckedRequest)  # JSON bodies checked before they are parsed
+    # Litestar would replace the root logger's handlers and give its own logger a plain one (full exception
+    # text); its lines go to servicekit.logs' JSON handler like everyone's instead.
+    options.setdefault("logging_config", LITESTAR_LOGGING)
     return Litestar(
         route_handlers=[*route_handlers, *health_routes(checks)],
         dependencies=dependencies or {},
         lifespan=lifespan or [],
-        middleware=[correlation_middleware, metrics.middleware],
+        middleware=[correlation_middleware, allow_middleware, metrics.middleware],
         exception_handlers={Exception: problem_response, **(exception_handlers or {})},
-        openapi_config=OpenAPIConfig(title=title or f"Visiopass {name}", version="1.0.0"),
+        openapi_config=options.pop("openapi_config", None)
+        or OpenAPIConfig(title=title or f"Visiopass {name}", version="1.0.0"),
         **options,
     )
 
@@ -221,4 +235,13 @@ class ProcessSettings(Protocol):
 
 def serve(app: Litestar, settings: ProcessSettings) -> None:
     configure_logging(settings.service_name, settings.log_level)
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False)
+    # proxy_headers=False: uvicorn would otherwise take X-Forwarded-For from any local peer as the client's
+    # address; the gateway decides whom to believe (GATEWAY_TRUSTED_PROXIES, gateway.source).
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+    )
