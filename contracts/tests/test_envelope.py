@@ -56,9 +56,9 @@ def test_round_trip(event: Event) -> None:
     assert type(envelope.event) is type(event)
     assert rec.topic == topic_for(type(event)).name
     assert rec.key == event.aggregate_id().encode() == envelope.subject.encode()
-    assert envelope.type == f"fr.visiopass.{event.service()}.{event.event_name()}.v1"
+    assert envelope.type == f"fr.visiopass.{event.service()}.{event.event_name()}.v{event.version}"
     assert envelope.source == f"/visiopass/{event.service()}"
-    assert envelope.dataschema == f"urn:visiopass:schema:{event.event_name()}:v1"
+    assert envelope.dataschema == f"urn:visiopass:schema:{event.event_name()}:v{event.version}"
     assert (envelope.correlation_id, envelope.causation_id) == ("req-1", str(EVENT_ID))
     assert TOPICS[rec.topic].adapter.validate_json(rec.value) == event
 
@@ -73,10 +73,10 @@ def test_encode_headers() -> None:
         ("ce_specversion", b"1.0"),
         ("ce_id", str(EVENT_ID).encode()),
         ("ce_source", b"/visiopass/accounts"),
-        ("ce_type", b"fr.visiopass.accounts.AccountRegistered.v1"),
+        ("ce_type", b"fr.visiopass.accounts.AccountRegistered.v2"),
         ("ce_time", b"2025-03-10T09:00:00.123456Z"),
         ("ce_subject", str(REGISTERED.account_id).encode()),
-        ("ce_dataschema", b"urn:visiopass:schema:AccountRegistered:v1"),
+        ("ce_dataschema", b"urn:visiopass:schema:AccountRegistered:v2"),
         ("ce_correlationid", b"corr-1"),
         ("content-type", b"application/json"),
     ]
@@ -179,11 +179,11 @@ def test_decode_rejects_wrong_topic_and_key() -> None:
         (b'{"account_id": "x"}', "value type None does not match ce_type's 'AccountRegistered'"),
         (
             json.dumps({**json.loads(GOOD.value), "email": "not-an-email"}).encode(),
-            "value is not a valid AccountRegistered v1: email: String should match pattern",
+            "value is not a valid AccountRegistered v2: email: String should match pattern",
         ),
         (
             json.dumps({k: v for k, v in json.loads(GOOD.value).items() if k != "language"}).encode(),
-            "value is not a valid AccountRegistered v1: language: Field required",
+            "value is not a valid AccountRegistered v2: language: Field required",
         ),
         (
             json.dumps({**json.loads(GOOD.value), "verification_expires_at": "2025-03-11T09:00:00"}).encode(),
@@ -197,29 +197,29 @@ def test_decode_rejects_bad_values(value: bytes | None, reason: str) -> None:
     assert "\n" not in str(info.value)
 
 
-class AccountRegisteredV2(AccountEvent):
-    """Version 2, as a breaking change would make it: the contact's name is split."""
+class AccountRegisteredV3(AccountEvent):
+    """Version 3, as a breaking change would make it: the contact's name is split."""
 
     type: Literal["AccountRegistered"] = "AccountRegistered"
-    version: ClassVar[int] = 2
+    version: ClassVar[int] = 3
     first_name: str = Field(description="First name.")
     last_name: str = Field(description="Last name.")
     email: str = Field(description="Email.")
 
 
 def test_two_versions_of_an_event_coexist(monkeypatch: pytest.MonkeyPatch) -> None:
-    v2 = AccountRegisteredV2(account_id=REGISTERED.account_id, first_name="Claire", last_name="Martin", email="c@x")
+    v3 = AccountRegisteredV3(account_id=REGISTERED.account_id, first_name="Claire", last_name="Martin", email="c@x")
     with pytest.raises(ContractError, match="not in EVENT_TYPES"):
-        encode(v2, source="accounts")
+        encode(v3, source="accounts")
 
-    monkeypatch.setitem(EVENT_TYPES, ("AccountRegistered", 2), AccountRegisteredV2)
-    new = encode(v2, source="accounts")
-    assert dict(new.headers)["ce_type"] == b"fr.visiopass.accounts.AccountRegistered.v2"
-    assert dict(new.headers)["ce_dataschema"] == b"urn:visiopass:schema:AccountRegistered:v2"
-    assert decode(new.topic, new.key, new.value, new.headers).event == v2
+    monkeypatch.setitem(EVENT_TYPES, ("AccountRegistered", 3), AccountRegisteredV3)
+    new = encode(v3, source="accounts")
+    assert dict(new.headers)["ce_type"] == b"fr.visiopass.accounts.AccountRegistered.v3"
+    assert dict(new.headers)["ce_dataschema"] == b"urn:visiopass:schema:AccountRegistered:v3"
+    assert decode(new.topic, new.key, new.value, new.headers).event == v3
     old = record()
     assert type(decode(old.topic, old.key, old.value, old.headers).event) is AccountRegistered
-    with pytest.raises(ContractError, match="not a valid AccountRegistered v2"):
+    with pytest.raises(ContractError, match="not a valid AccountRegistered v3"):
         decode(old.topic, old.key, old.value, with_headers(old, ce_type=new.headers[3][1]))
 
 
@@ -229,11 +229,11 @@ def test_official_sdk_reads_our_records() -> None:
     event = ce_kafka.from_binary_event(message)
     assert event.get_specversion() == "1.0"
     assert event.get_id() == str(EVENT_ID)
-    assert event.get_type() == "fr.visiopass.accounts.AccountRegistered.v1"
+    assert event.get_type() == "fr.visiopass.accounts.AccountRegistered.v2"
     assert event.get_source() == "/visiopass/accounts"
     assert event.get_subject() == str(REGISTERED.account_id)
     assert event.get_time() == TIME
-    assert event.get_dataschema() == "urn:visiopass:schema:AccountRegistered:v1"
+    assert event.get_dataschema() == "urn:visiopass:schema:AccountRegistered:v2"
     assert event.get_datacontenttype() == "application/json"
     assert event.get_extension("correlationid") == "corr-1"
     assert event.get_extension("causationid") == "cause-1"
@@ -246,7 +246,7 @@ def test_legacy_sdk_api_reads_our_records() -> None:
     event = ce_kafka_v1.from_binary(ce_kafka_v1.KafkaMessage(dict(rec.headers), rec.key, rec.value))
     assert (event["id"], event["type"], event["source"], event["subject"]) == (
         str(EVENT_ID),
-        "fr.visiopass.accounts.AccountRegistered.v1",
+        "fr.visiopass.accounts.AccountRegistered.v2",
         "/visiopass/accounts",
         str(REGISTERED.account_id),
     )

@@ -18,6 +18,7 @@ from contracts.events.accounts import (
     MemberRemoved,
     PasswordChanged,
     PasswordResetRequested,
+    SignUpAttemptedWithTakenEmail,
     VerificationLinkRequested,
 )
 from contracts.events.billing import (
@@ -46,6 +47,7 @@ from contracts.events.enrollment import (
     ParticipationLinkIssued,
 )
 from contracts.events.notifier import NotificationFailed, NotificationSent
+from contracts.secrets import Keyring
 
 ACCOUNT_ID = uuid.UUID("a0000000-0000-4000-8000-000000000001")
 USER_ID = uuid.UUID("a0000000-0000-4000-8000-000000000002")
@@ -70,6 +72,20 @@ PRICE = VatAmounts(
 )
 ENROLMENT = {"enrollment_id": ENROLLMENT_ID, "account_id": ACCOUNT_ID, "session_id": SESSION_ID}
 
+# The key that sealed the examples' tokens (contracts.secrets): public, for tests and documentation only.
+EXAMPLE_KEYRING = Keyring.parse("example:+KomIvhH6VwWeulCJeWsyn78MhL5CEyzJHeNmSzTsyM=")
+# What the examples' sealed tokens open to (event name, field) -> plain token.
+EXAMPLE_TOKENS = {
+    ("AccountRegistered", "verification_token"): "vKq3Xw9mZ2rT7yB1nL5sD8fH4jP6cA0e",
+    ("PasswordResetRequested", "reset_token"): "rT7yB1nL5sD8fH4jP6cA0evKq3Xw9mZ2",
+    ("VerificationLinkRequested", "verification_token"): "nW2rT7yB1nL5sD8fH4jP6cA0evKq3Xw9",
+    ("MemberInvited", "invitation_token"): "iN5sD8fH4jP6cA0evKq3Xw9mZ2rT7yB1",
+    ("MemberAdded", "join_token"): "jN4kR8vT2wX6zB0mQ5sL9dF3hY7cP1aE",
+    ("EmailChangeRequested", "confirmation_token"): "cH4jP6cA0evKq3Xw9mZ2rT7yB1nL5sD8",
+    ("EmailChanged", "revert_token"): "rV3xW9mZ2rT7yB1nL5sD8fH4jP6cA0ev",
+    ("ParticipationLinkIssued", "join_token"): "jT4jP6cA0evKq3Xw9mZ2rT7yB1nL5sD8",
+}
+
 _EXAMPLES: list[Event] = [
     AccountRegistered(
         account_id=ACCOUNT_ID,
@@ -78,8 +94,11 @@ _EXAMPLES: list[Event] = [
         contact_name="Claire Martin",
         email="claire.martin@example.fr",
         language="fr",
-        verification_token="vKq3Xw9mZ2rT7yB1nL5sD8fH4jP6cA0e",
+        verification_token="v1.example.UzHHUZbMTXX0iGTdBAHaNtoiGWy4WPchNp8jcP49sJS0h96eHyWUj9dLBRGooKujaxNLYybLvmY9AADS",
         verification_expires_at=datetime(2025, 3, 11, 9, 0, tzinfo=UTC),
+    ),
+    SignUpAttemptedWithTakenEmail(
+        account_id=ACCOUNT_ID, user_id=USER_ID, email="claire.martin@example.fr", language="fr", attempted_at=NOW
     ),
     AccountVerified(account_id=ACCOUNT_ID, email="claire.martin@example.fr", verified_at=NOW),
     PasswordResetRequested(
@@ -87,7 +106,7 @@ _EXAMPLES: list[Event] = [
         user_id=USER_ID,
         email="claire.martin@example.fr",
         language="fr",
-        reset_token="rT7yB1nL5sD8fH4jP6cA0evKq3Xw9mZ2",
+        reset_token="v1.example.sQ2V3F8ZAqsi-ANYQn3xK_qnzHjJwk0TS-81S1ULnfFZ5rqQVPhUlPbL74RvQh6gzwYEvW6ZIBLUhjyV",
         expires_at=datetime(2025, 3, 10, 10, 0, tzinfo=UTC),
     ),
     VerificationLinkRequested(
@@ -96,7 +115,7 @@ _EXAMPLES: list[Event] = [
         contact_name="Claire Martin",
         email="claire.martin@example.fr",
         language="fr",
-        verification_token="nW2rT7yB1nL5sD8fH4jP6cA0evKq3Xw9",
+        verification_token="v1.example.BRcbzKvpzCwf9X6D5xD7mvfHutX3gn7ycEQAVzEL_i0F1c2yS8kNXS5s3COynpSajTwYxCwdwYcgSEuq",
         expires_at=datetime(2025, 3, 12, 9, 0, tzinfo=UTC),
     ),
     PasswordChanged(
@@ -114,7 +133,7 @@ _EXAMPLES: list[Event] = [
         name="Paul Durand",
         email="paul.durand@example.fr",
         language="en",
-        invitation_token="iN5sD8fH4jP6cA0evKq3Xw9mZ2rT7yB1",
+        invitation_token="v1.example.GS4UMvtOrRq0w0gV_OkIBQVihzEpPy4nXLJY3hdyzBFo8zjGlgxYZYVMxft1-B251FUoYvoK_PpWJKIG",
         expires_at=datetime(2025, 3, 17, 9, 0, tzinfo=UTC),
     ),
     MemberAdded(
@@ -124,6 +143,8 @@ _EXAMPLES: list[Event] = [
         name="Paul Durand",
         email="paul.durand@example.fr",
         language="fr",
+        join_token="v1.example.HWPrHnbF5aN6EcJYzVoN60fs_uxtYJnYlKQYeyu53ywAhuzXfEXB3_1TvIfDUFj-0ihkTpQvDj1k0A19",
+        expires_at=datetime(2025, 3, 17, 9, 0, tzinfo=UTC),
     ),
     MemberRemoved(account_id=ACCOUNT_ID, member_id=MEMBER_ID, removed_at=NOW),
     EmailChangeRequested(
@@ -132,7 +153,7 @@ _EXAMPLES: list[Event] = [
         name="Claire Martin",
         new_email="claire.martin@lycee-moulin.fr",
         language="fr",
-        confirmation_token="cH4jP6cA0evKq3Xw9mZ2rT7yB1nL5sD8",
+        confirmation_token="v1.example.ndrPH-EVP4mUCR8XJeeURqT5Ai8ieEszNNqFS7-ekjgozufEWD0Lh_tADO4hYKrBXwVC8Fe5PVQTrq4a",
         expires_at=datetime(2025, 3, 12, 9, 0, tzinfo=UTC),
     ),
     EmailChanged(
@@ -142,7 +163,7 @@ _EXAMPLES: list[Event] = [
         new_email="claire.martin@lycee-moulin.fr",
         language="fr",
         changed_at=datetime(2025, 3, 10, 10, 0, tzinfo=UTC),
-        revert_token="rV3xW9mZ2rT7yB1nL5sD8fH4jP6cA0ev",
+        revert_token="v1.example.Y9brLcXwfS2OyHfGnY26pF3FRrAmI2uFUrQ5Jr8_9RUNVANWg_djn1c7E4q-t7ORpzi1Do7AtF2C5ki0",
         revert_expires_at=datetime(2025, 3, 17, 10, 0, tzinfo=UTC),
     ),
     AccountClosed(account_id=ACCOUNT_ID, closed_at=NOW, notice_emails=["claire.martin@example.fr"], language="fr"),
@@ -193,7 +214,10 @@ _EXAMPLES: list[Event] = [
     Enrolled(**ENROLMENT),
     EnrollmentRejected(**ENROLMENT, reason="session_full"),
     EnrollmentCancelled(**ENROLMENT, refund=True),
-    ParticipationLinkIssued(**ENROLMENT, join_token="jT4jP6cA0evKq3Xw9mZ2rT7yB1nL5sD8"),
+    ParticipationLinkIssued(
+        **ENROLMENT,
+        join_token="v1.example.A2ds-A0ErE6dq2GPvn2sfYt6BWJtiWZaswbkyUh1eySwK_szFtj9OXQcQ51EL39jkW4GrE2siU59nxh_",
+    ),
     AttendanceRecorded(
         **ENROLMENT,
         attendance_id=ATTENDANCE_ID,

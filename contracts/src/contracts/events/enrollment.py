@@ -6,6 +6,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from contracts.base import Email, Event, NonEmptyStr, UtcDatetime
+from contracts.secrets import SealedSecret
 
 RejectionReason = Literal[
     "insufficient_balance",
@@ -60,11 +61,23 @@ class EnrollmentCancelled(EnrollmentEvent):
     )
 
 
-class ParticipationLinkIssued(EnrollmentEvent):
+# Superseded by v2 (its token would travel in clear on Kafka); still decodable, never to be produced.
+class ParticipationLinkIssuedV1(EnrollmentEvent):
     """The institution's participation link is ready; the notifier sends it to the account manager."""
 
     type: Literal["ParticipationLinkIssued"] = "ParticipationLinkIssued"
     join_token: NonEmptyStr = Field(description="Unguessable token of the link /join/<join_token>.")
+
+
+class ParticipationLinkIssued(EnrollmentEvent):
+    """The institution's participation link is ready; the notifier sends it to the account manager."""
+
+    type: Literal["ParticipationLinkIssued"] = "ParticipationLinkIssued"
+    version: ClassVar[int] = 2
+    join_token: SealedSecret = Field(
+        description="Unguessable token of the link /join/<join_token>, sealed for the notifier (contracts.secrets) "
+        "and bound to this event, field and enrolment."
+    )
 
 
 class AttendanceRecorded(EnrollmentEvent):
