@@ -1,7 +1,13 @@
+import os
+
 import pytest
 
+from contracts.examples import EXAMPLE_KEYRING
 from servicekit.db import Database
 from servicekit.migrations import upgrade
+
+# accounts seals the tokens of its events with this keyring; the tests open them with it (accounts_world.opened)
+os.environ.setdefault("ACCOUNTS_EVENT_SECRET_KEYS", EXAMPLE_KEYRING.to_text())
 
 
 @pytest.fixture

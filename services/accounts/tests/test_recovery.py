@@ -9,6 +9,7 @@ from sqlalchemy import text
 from accounts import recovery
 from accounts import service as accounts
 from accounts.credentials import Identity, login
+from accounts_world import opened
 from identifiers import new_uai
 from servicekit.outbox import Outbox
 
@@ -34,7 +35,7 @@ async def ask(db, email, now=NOW, source="192.0.2.1"):
 async def events(db, event_type):
     async with db.engine.connect() as conn:
         rows = await conn.execute(text("SELECT value FROM outbox ORDER BY id"))
-        return [json.loads(value) for (value,) in rows if json.loads(value)["type"] == event_type]
+        return [opened(json.loads(value)) for (value,) in rows if json.loads(value)["type"] == event_type]
 
 
 async def reset(db, token, password=NEW_PASSWORD, now=NOW + timedelta(minutes=5)):

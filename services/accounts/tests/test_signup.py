@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import text
 
 from accounts import service as accounts
+from accounts_world import opened
 from identifiers import new_siret, new_uai
 from servicekit.outbox import Outbox
 
@@ -87,7 +88,7 @@ async def resend(db, email, now):
 async def outbox_events(db, event_type):
     async with db.engine.connect() as conn:
         values = (await conn.execute(text("SELECT value FROM outbox ORDER BY id"))).scalars()
-        return [event for event in map(json.loads, values) if event["type"] == event_type]
+        return [opened(event) for event in map(json.loads, values) if event["type"] == event_type]
 
 
 async def test_a_new_verification_link_voids_the_old_one_and_is_silently_limited(db):

@@ -10,6 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts.errors import AccountClosed, Forbidden, LastOrganiser, NotFound, OrganisersOnly
 from accounts.models import institutions, memberships, users
+from servicekit.logs import security_event
+
+# A membership counts (for access, roles, home account) once the person accepted it; until then it is only
+# the institution's request (members.py).
+ACCEPTED = memberships.c.accepted_at.is_not(None)
 
 
 @dataclass(frozen=True)
@@ -30,7 +35,7 @@ async def actor(session: AsyncSession, user_id: uuid.UUID) -> Actor:
     if is_organiser is None:
         raise NotFound
     rows = await session.execute(
-        select(memberships.c.institution_id, memberships.c.role).where(memberships.c.user_id == user_id)
+        select(memberships.c.institution_id, memberships.c.role).where(memberships.c.user_id == user_id, ACCEPTED)
     )
     return Actor(user_id, is_organiser, {institution: role for institution, role in rows})
 
@@ -65,7 +70,7 @@ async def home_account(session: AsyncSession, user_id: uuid.UUID) -> uuid.UUID:
     organiser) is its own key."""
     institution = await session.scalar(
         select(memberships.c.institution_id)
-        .where(memberships.c.user_id == user_id)
+        .where(memberships.c.user_id == user_id, ACCEPTED)
         .order_by(memberships.c.created_at)
         .limit(1)
     )
@@ -84,3 +89,10 @@ async def set_organiser(session: AsyncSession, who: Actor | None, user_id: uuid.
         if await session.scalar(select(func.count()).where(users.c.is_organiser)) == 1:
             raise LastOrganiser
     await session.execute(update(users).where(users.c.id == user_id).values(is_organiser=organiser))
+    security_event(
+        "organiser_role_changed",
+        outcome="granted" if organiser else "revoked",
+        user_id=who.user_id if who else None,
+        by="command_line" if who is None else None,
+        target_user_id=user_id,
+    )

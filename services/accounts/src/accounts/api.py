@@ -4,39 +4,55 @@ Routes acting for a signed-in person take the gateway's `X-Actor-Id` header and 
 under `/internal/users/{user_id}` act on that user themself. Refusals are `errors.AccountsError`s, turned
 into problem details by `problem` below."""
 
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.params import Parameter
-from pydantic import BaseModel, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, EmailStr, Field
 from sqlalchemy.exc import IntegrityError
 
 from accounts import access, credentials, gdpr, me, members, profile, recovery
 from accounts import service as accounts
 from accounts.csv_import import MemberRow, UnreadableFile, check_member, parse_members_csv, template_bytes
-from accounts.errors import AccountsError, InvalidField, NotFound
+from accounts.errors import AccountsError, Forbidden, InvalidField, NotFound, TooManyRequests
 from accounts.settings import AccountsSettings
 from servicekit.http import ProblemError, problem_response
+from servicekit.inputs import EmailInput, Name, Offset, Password, SourceAddress, Token, text
+from servicekit.logs import safe_error_text, security_event
 from servicekit.runtime import Service
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Password = Annotated[str, Field(min_length=1, max_length=1024)]
-Token = Annotated[str, StringConstraints(min_length=10, max_length=200)]
-EmailInput = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=320)]
-Source = Annotated[str, StringConstraints(min_length=1, max_length=100)]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+# Request fields: bounded by their columns, without control characters; a source is an IP address (the gateway
+# computes it), never free text. The same types as the gateway's (servicekit.inputs), checked again here.
+Source = SourceAddress
+Text = text(500, multiline=True)
+log = logging.getLogger(__name__)
 ActorId = Annotated[uuid.UUID, Parameter(header="X-Actor-Id", description="the user the gateway acts for")]
 
 
 def problem(request: Request[Any, Any, Any], exc: AccountsError) -> Response[dict[str, Any]]:
-    return problem_response(request, ProblemError(exc.status, exc.code, exc.title, exc.message(), **exc.members()))
+    if isinstance(exc, Forbidden | NotFound) and (actor_id := request.headers.get("X-Actor-Id")):
+        # someone signed in asked for what is not theirs: another institution's account or people
+        account_id = request.path_params.get("account_id")
+        security_event(
+            "access_denied",
+            outcome=exc.code,
+            user_id=actor_id[:36],
+            account_id=account_id,
+            method=request.method,
+            path=request.url.path,
+        )
+    response = problem_response(request, ProblemError(exc.status, exc.code, exc.title, exc.message(), **exc.members()))
+    if isinstance(exc, TooManyRequests):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def conflict(request: Request[Any, Any, Any], exc: IntegrityError) -> Response[dict[str, Any]]:
     """A unique rule broken by a concurrent change (two imports adding the same address at once)."""
-    request.logger.warning("integrity error: %s", exc.orig)
+    log.warning("integrity error: %s", safe_error_text(exc))  # the constraint, not the values
     return problem_response(
         request,
         ProblemError(409, "conflict", "Changed at the same time", "Someone changed this at the same time; try again."),
@@ -47,6 +63,17 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def mail_request_floor(settings: Any) -> timedelta:
+    """How long reset and verification-link requests take at least, whether or not the address is known."""
+    assert isinstance(settings, AccountsSettings)
+    return timedelta(milliseconds=settings.anonymous_mail_request_floor_ms)
+
+
+def member_limits(settings: Any) -> members.Limits:
+    assert isinstance(settings, AccountsSettings)
+    return members.Limits(per_day=settings.invitations_per_day, per_member=settings.mails_per_member_per_hour)
+
+
 class SignUpRequest(BaseModel):
     institution_name: Name
     institution_kind: Literal["school", "company", "other"]
@@ -54,11 +81,12 @@ class SignUpRequest(BaseModel):
     email: EmailStr
     password: Password
     language: Literal["fr", "en"] = "fr"
-    institution_identifier: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+    institution_identifier: text(64) | None = Field(
         None, description="UAI (7 digits + check letter) for a school, SIRET (14 digits) for a company"
     )
-    city: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
+    city: text(100) | None = None
     postal_address: Text | None = None
+    source: Source = Field(description="the client's address as seen by the gateway, for per-source limits")
 
 
 class SignUpResponse(BaseModel):
@@ -96,8 +124,12 @@ class AccountsController(Controller):
             account_id = await accounts.sign_up(
                 session,
                 service.outbox,
-                accounts.SignUp(**data.model_dump()),
+                accounts.SignUp(**data.model_dump(exclude={"source"})),
                 verification_ttl=timedelta(hours=settings.verification_ttl_hours),
+                source=data.source,
+                per_source=credentials.ThrottlePolicy(
+                    settings.sign_ups_per_source_per_hour, timedelta(hours=1), timedelta(hours=1)
+                ),
             )
         return SignUpResponse(account_id=account_id)
 
@@ -105,7 +137,7 @@ class AccountsController(Controller):
     async def resend(self, data: EmailRequest, service: Service) -> Accepted:
         settings = service.settings
         assert isinstance(settings, AccountsSettings)
-        async with service.db.transaction() as session:
+        async with recovery.no_faster_than(mail_request_floor(settings)), service.db.transaction() as session:
             await accounts.resend_verification(
                 session,
                 service.outbox,
@@ -203,6 +235,16 @@ class EmailChange(BaseModel):
     new_email: EmailInput
 
 
+class JoinedAccount(BaseModel):
+    account_id: uuid.UUID
+
+
+class PendingInvitation(BaseModel):
+    account_id: uuid.UUID
+    institution_name: str
+    invited_at: datetime
+
+
 class UsersController(Controller):
     """What a signed-in person does to themself."""
 
@@ -236,6 +278,22 @@ class UsersController(Controller):
             )
         return Accepted()
 
+    @get("/invitations", summary="The institutions asking the user to join, awaiting their answer")
+    async def invitations(self, user_id: uuid.UUID, service: Service) -> list[PendingInvitation]:
+        async with service.db.transaction() as session:
+            return [PendingInvitation(**row) for row in await members.pending_invitations(session, user_id)]
+
+    @post("/invitations/{account_id:uuid}/acceptance", status_code=200, summary="Accept to join the institution")
+    async def accept_invitation(self, user_id: uuid.UUID, account_id: uuid.UUID, service: Service) -> JoinedAccount:
+        async with service.db.transaction() as session:
+            await members.answer_invitation(session, user_id, account_id, True, now())
+        return JoinedAccount(account_id=account_id)
+
+    @delete("/invitations/{account_id:uuid}", status_code=204, summary="Decline to join the institution")
+    async def decline_invitation(self, user_id: uuid.UUID, account_id: uuid.UUID, service: Service) -> None:
+        async with service.db.transaction() as session:
+            await members.answer_invitation(session, user_id, account_id, False, now())
+
     @post("/email-change", status_code=202, summary="Ask to change one's email; the new address must confirm")
     async def change_email(self, user_id: uuid.UUID, data: EmailChange, service: Service) -> Accepted:
         async with service.db.transaction() as session:
@@ -256,7 +314,8 @@ class LinksController(Controller):
 
     @post("/password-resets", status_code=202, summary="Mail a reset link if the account exists (same answer)")
     async def request_reset(self, data: EmailRequest, service: Service) -> Accepted:
-        async with service.db.transaction() as session:
+        floor = mail_request_floor(service.settings)
+        async with recovery.no_faster_than(floor), service.db.transaction() as session:
             await recovery.request_reset(session, service.outbox, data.email, data.source, now())
         return Accepted()
 
@@ -271,6 +330,11 @@ class LinksController(Controller):
         async with service.db.transaction() as session:
             await members.accept_invitation(session, data.token, data.new_password, now())
         return Accepted()
+
+    @post("/join-requests/acceptance", status_code=200, summary="Join the institution whose mailed request this is")
+    async def accept_join_request(self, data: TokenRequest, service: Service) -> JoinedAccount:
+        async with service.db.transaction() as session:
+            return JoinedAccount(account_id=await members.accept_join_request(session, data.token, now()))
 
     @post("/email-changes/confirmation", status_code=200, summary="Confirm a new email address with its token")
     async def confirm_email(self, data: TokenRequest, service: Service) -> dict[str, str]:
@@ -289,12 +353,12 @@ class LinksController(Controller):
 
 class ProfileChanges(BaseModel):
     name: Name | None = None
-    city: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
+    city: text(100) | None = None
     postal_address: Text | None = None
     contact_name: Name | None = None
-    phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None = None
+    phone: text(64) | None = None
     billing_address: Text | None = None
-    vat_number: Annotated[str, StringConstraints(strip_whitespace=True, max_length=30)] | None = None
+    vat_number: text(30) | None = None
 
 
 class Closure(BaseModel):
@@ -334,8 +398,8 @@ class AccountController(Controller):
 
 
 class NewMember(BaseModel):
-    name: Annotated[str, StringConstraints(max_length=400)]
-    email: Annotated[str, StringConstraints(max_length=400)]
+    name: text(400, strip=False)
+    email: text(400, strip=False)
 
 
 class NewMembers(BaseModel):
@@ -349,9 +413,11 @@ class RowProblem(BaseModel):
 
 
 class AddedMembers(BaseModel):
-    invited: int = Field(description="new people, invited to set a password")
-    joined: int = Field(description="people who already had an identity and joined with it")
-    already_members: int
+    invited: int = Field(
+        description="people asked to join: by an invitation to set a password, or, if the address already has an "
+        "identity, a join request; the answer does not tell which"
+    )
+    already_members: int = Field(description="already members of the account, or already asked")
     rejected: list[RowProblem]
 
 
@@ -371,7 +437,7 @@ class MembersController(Controller):
         actor_id: ActorId,
         service: Service,
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Parameter(ge=0)] = 0,
+        offset: Offset = 0,
     ) -> dict[str, Any]:
         async with service.db.transaction() as session:
             who = await access.actor(session, actor_id)
@@ -399,6 +465,9 @@ class MembersController(Controller):
         request: Request[Any, Any, Any],
         service: Service,
     ) -> AddedMembers:
+        # Who may import first: nobody but the account's managers learns anything from the file's problems.
+        async with service.db.transaction() as session:
+            await access.managed_institution(session, await access.actor(session, actor_id), account_id)
         try:
             report = parse_members_csv(await request.body())
         except UnreadableFile as exc:
@@ -416,10 +485,10 @@ class MembersController(Controller):
     ) -> AddedMembers:
         async with service.db.transaction() as session:
             who = await access.actor(session, actor_id)
-            added = await members.add_members(session, service.outbox, who, account_id, people, now())
+            limits = member_limits(service.settings)
+            added = await members.add_members(session, service.outbox, who, account_id, people, now(), limits=limits)
         return AddedMembers(
             invited=len(added.invited),
-            joined=len(added.joined),
             already_members=len(added.already_members),
             rejected=rejected,
         )
@@ -433,7 +502,14 @@ class MembersController(Controller):
             member: dict[str, Any] = {}
             if data.email is not None:
                 member = await members.correct_email(
-                    session, service.outbox, who, account_id, member_id, data.email, now()
+                    session,
+                    service.outbox,
+                    who,
+                    account_id,
+                    member_id,
+                    data.email,
+                    now(),
+                    limits=member_limits(service.settings),
                 )
             if data.role is not None:
                 member = await members.set_role(session, who, account_id, member_id, data.role)
@@ -451,14 +527,16 @@ class MembersController(Controller):
     ) -> Accepted:
         async with service.db.transaction() as session:
             who = await access.actor(session, actor_id)
-            await members.resend_invitation(session, service.outbox, who, account_id, member_id, now())
+            limits = member_limits(service.settings)
+            await members.resend_invitation(session, service.outbox, who, account_id, member_id, now(), limits=limits)
         return Accepted()
 
     @post("/{member_id:uuid}/password-reset", status_code=202, summary="Mail the member a password reset link")
     async def reset(self, account_id: uuid.UUID, member_id: uuid.UUID, actor_id: ActorId, service: Service) -> Accepted:
         async with service.db.transaction() as session:
             who = await access.actor(session, actor_id)
-            await members.send_password_reset(session, service.outbox, who, account_id, member_id, now())
+            limits = member_limits(service.settings)
+            await members.send_password_reset(session, service.outbox, who, account_id, member_id, now(), limits=limits)
         return Accepted()
 
 

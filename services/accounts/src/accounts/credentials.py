@@ -1,5 +1,9 @@
 """Login with throttling: failures are counted per email address and per source address, in a window;
-too many lock that key for a while. Unknown and known emails are throttled and answered alike."""
+too many lock that key for a while. Unknown and known emails are throttled and answered alike.
+
+The one throttle of the service lives here (table `login_throttle`, `ThrottlePolicy`, `spend`): login
+failures, reset and verification requests, sign-ups per source, invitations per account and day, and mails
+a manager sends one member all count attempts under a key with it."""
 
 import asyncio
 import hashlib
@@ -15,9 +19,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from accounts.errors import InvalidField, NotFound, WrongPassword
+from accounts.errors import InvalidField, NotFound, TooManyPasswordAttempts, WrongPassword
 from accounts.models import login_throttle, memberships, sessions, users
 from accounts.validators import ValidationFailure, check_password
+from servicekit.logs import security_event
 
 # argon2id with OWASP's first recommended setting (m=19 MiB, t=2, p=1): about 47 ms a hash on these 2 cores,
 # against 180 ms for argon2-cffi's default (m=64 MiB, t=3, p=4), which would make 50 concurrent logins queue
@@ -81,13 +86,24 @@ async def login(
     keys = {email_key(email): per_email, _source_key(source): per_source}
     locked_until = await is_locked(session, keys, now)
     if locked_until is not None:
+        security_event("login_refused_while_locked", outcome="refused", source=source)
         return Refused("too_many_attempts", locked_until - now)
     user = await user_by_email(session, email)
     if not await asyncio.to_thread(password_matches, user.password_hash if user else None, password):
         for key, policy in keys.items():
             await record_attempt(session, key, policy, now)
+        locked = await is_locked(session, keys, now) is not None
+        # the user's id when the address is theirs (never the address typed); unknown_user otherwise
+        security_event(
+            "login_failed",
+            outcome="locked" if locked else "refused",
+            user_id=user.id if user else None,
+            unknown_user=user is None or None,
+            source=source,
+        )
         return Refused("invalid_credentials")
     assert user is not None
+    security_event("login_succeeded", outcome="allowed", user_id=user.id, source=source)
     await session.execute(login_throttle.delete().where(login_throttle.c.key == email_key(email)))
     if password_hasher.check_needs_rehash(user.password_hash):
         await session.execute(
@@ -117,7 +133,9 @@ async def identity_of(session: AsyncSession, user_id: uuid.UUID) -> Identity | N
 
 async def _identity(session: AsyncSession, user: Any) -> Identity:
     roles = await session.execute(
-        select(memberships.c.institution_id, memberships.c.role).where(memberships.c.user_id == user.id)
+        select(memberships.c.institution_id, memberships.c.role).where(
+            memberships.c.user_id == user.id, memberships.c.accepted_at.is_not(None)
+        )
     )
     return Identity(
         user_id=user.id,
@@ -141,23 +159,52 @@ async def is_locked(session: AsyncSession, keys: Iterable[str], now: datetime) -
     return locked_until
 
 
-async def spend_attempt(session: AsyncSession, keys: dict[str, ThrottlePolicy], now: datetime) -> bool:
-    """Count one attempt against each key; False, counting nothing, while any of them is locked."""
-    if await is_locked(session, keys, now):
-        return False
+@dataclass(frozen=True)
+class Exhausted:
+    """Why `spend` refused: when to try again, and how many attempts would still fit now (0 while locked)."""
+
+    retry_after: timedelta
+    remaining: int
+
+
+async def spend(session: AsyncSession, keys: dict[str, ThrottlePolicy], now: datetime, n: int = 1) -> Exhausted | None:
+    """Count `n` attempts against each key, all or nothing: None when they fit under every key's limit;
+    otherwise nothing is counted and the answer says when to retry and how many would fit now. The keys'
+    rows stay locked until the transaction ends, so concurrent spenders of one key queue (no overdraft)."""
+    refusals: list[Exhausted] = []
+    for key, policy in sorted(keys.items()):
+        row = await _locked_row(session, key, now)
+        if row.locked_until is not None and row.locked_until > now:
+            refusals.append(Exhausted(row.locked_until - now, 0))
+            continue
+        used = 0 if row.window_started_at <= now - policy.window else row.failures
+        remaining = policy.max_failures - used
+        if n > remaining:
+            refusals.append(Exhausted(row.window_started_at + policy.window - now, max(remaining, 0)))
+    if refusals:
+        return Exhausted(max(r.retry_after for r in refusals), min(r.remaining for r in refusals))
     for key, policy in keys.items():
-        await record_attempt(session, key, policy, now)
-    return True
+        await record_attempt(session, key, policy, now, n)
+    return None
 
 
-async def record_attempt(session: AsyncSession, key: str, policy: ThrottlePolicy, now: datetime) -> None:
-    """Count one attempt against `key`; the one that reaches the limit locks it for `policy.lockout`."""
+async def spend_attempt(session: AsyncSession, keys: dict[str, ThrottlePolicy], now: datetime) -> bool:
+    """Count one attempt against each key; False, counting nothing, while any of them is exhausted."""
+    return await spend(session, keys, now) is None
+
+
+async def _locked_row(session: AsyncSession, key: str, now: datetime) -> Any:
     await session.execute(
         insert(login_throttle).values(key=key, failures=0, window_started_at=now).on_conflict_do_nothing()
     )
-    row = (await session.execute(select(login_throttle).where(login_throttle.c.key == key).with_for_update())).one()
+    return (await session.execute(select(login_throttle).where(login_throttle.c.key == key).with_for_update())).one()
+
+
+async def record_attempt(session: AsyncSession, key: str, policy: ThrottlePolicy, now: datetime, n: int = 1) -> None:
+    """Count `n` attempts against `key`; the count that reaches the limit locks it for `policy.lockout`."""
+    row = await _locked_row(session, key, now)
     fresh_window = row.window_started_at <= now - policy.window
-    failures = 1 if fresh_window else row.failures + 1
+    failures = n if fresh_window else row.failures + n
     await session.execute(
         update(login_throttle)
         .where(login_throttle.c.key == key)
@@ -232,6 +279,7 @@ async def log_out_everywhere(session: AsyncSession, user_id: uuid.UUID, now: dat
     await session.execute(
         update(sessions).where(sessions.c.user_id == user_id, sessions.c.ended_at.is_(None)).values(ended_at=now)
     )
+    security_event("sessions_ended_everywhere", outcome="changed", user_id=user_id)
     return int(version)
 
 
@@ -243,12 +291,29 @@ def password_matches(stored_hash: str | None, password: str) -> bool:
         return False
 
 
-async def check_current_password(session: AsyncSession, user_id: uuid.UUID, password: str) -> Any:
-    """The user's row, locked, when `password` is theirs; WrongPassword otherwise."""
+async def check_current_password(
+    session: AsyncSession, user_id: uuid.UUID, password: str, now: datetime, *, action: str
+) -> Any:
+    """The user's row, locked, when `password` is theirs; WrongPassword otherwise. Re-checks behind a session
+    (password change, email change, closure: `action`) are throttled as login is, under the same key and
+    limit: a wrong password counts against the user's login key (in a transaction of its own, so that the
+    refusal's rollback keeps it); once the key is locked, TooManyPasswordAttempts until the lockout ends,
+    even for the right password."""
     user = (await session.execute(select(users).where(users.c.id == user_id).with_for_update())).first()
     if user is None:
         raise NotFound
+    key = email_key(user.email)
+    locked_until = await is_locked(session, [key], now)
+    if locked_until is not None:
+        security_event("password_recheck_locked", outcome="refused", user_id=user_id, action=action)
+        raise TooManyPasswordAttempts(locked_until - now)
     if not await asyncio.to_thread(password_matches, user.password_hash, password):
+        async with AsyncSession(session.bind) as own, own.begin():
+            await record_attempt(own, key, PER_EMAIL, now)
+            locked = await is_locked(own, [key], now) is not None
+        security_event(
+            "password_recheck_failed", outcome="locked" if locked else "refused", user_id=user_id, action=action
+        )
         raise WrongPassword
     return user
 

@@ -16,6 +16,9 @@ line numbers in the file (header = line 1 when it is the first line), also after
 
 A problem with one row is reported for that row (RowError) and the other rows are kept; a problem
 with the file itself raises UnreadableFile, and nothing is imported.
+
+Names follow the rule of every name (validators.normalise_name): a name made only of invisible
+characters, or holding a control or bidi-override character, is a row problem (``name_invalid``).
 """
 
 import _csv
@@ -25,10 +28,16 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from accounts.validators import InvalidEmail, ValidationFailure, fold_text, normalise_email
+from accounts.validators import (
+    InvalidEmail,
+    InvalidName,
+    ValidationFailure,
+    fold_text,
+    normalise_email,
+    normalise_name,
+)
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
-NAME_MAX = 200
 UTF8_BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f-\x9f]")  # all but \t \n \r
@@ -206,13 +215,12 @@ def parse_members_csv(data: bytes, *, max_rows: int = 10_000) -> ImportReport:
 
 
 def check_member(line: int, name: str, raw_email: str, first_line_of: dict[str, int]) -> MemberRow | RowError:
-    """One member's name and email checked, with the email normalised; `first_line_of` (email -> line)
-    spots duplicates and records this one."""
-    name = " ".join(name.split())
-    if not name:
-        return RowError(line, "name_missing", "The name is missing.")
-    if len(name) > NAME_MAX:
-        return RowError(line, "name_too_long", f"The name is longer than {NAME_MAX} characters.")
+    """One member's name and email checked (the name by `validators.normalise_name`, the rule of every name),
+    both normalised; `first_line_of` (email -> line) spots duplicates and records this one."""
+    try:
+        name = normalise_name(name)
+    except InvalidName as exc:
+        return RowError(line, exc.code, exc.message)
     raw_email = raw_email.strip()
     if not raw_email:
         return RowError(line, "email_missing", "The email is missing.")

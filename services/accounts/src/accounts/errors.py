@@ -1,9 +1,11 @@
 """The refusals of the accounts service. Each carries its HTTP status and a stable code, so the internal API
 turns any of them into problem details in one place (`api.problem`)."""
 
+import math
+from datetime import timedelta
 from typing import Any, ClassVar
 
-from accounts.validators import ValidationFailure
+from accounts.validators import ValidationFailure, normalise_name
 
 
 class AccountsError(Exception):
@@ -100,3 +102,66 @@ class InvalidField(AccountsError):
 
     def message(self) -> str | None:
         return self.failure.message
+
+
+def valid_name(field: str, value: str | None) -> str:
+    """`value` as the rule of every name makes it (`validators.normalise_name`), or InvalidField for `field`;
+    None is a missing name."""
+    try:
+        return normalise_name("" if value is None else value)
+    except ValidationFailure as exc:
+        raise InvalidField(field, exc) from exc
+
+
+class EmailNotVerified(AccountsError):
+    status, code, title = 403, "email_not_verified", "Email address not verified"
+    detail = "Confirm your email address with the link we mailed you before inviting people."
+
+
+class TooManyRequests(AccountsError):
+    """A throttle is exhausted; `retry_after` (whole seconds) goes in the problem and its Retry-After header."""
+
+    status, code, title = 429, "too_many_requests", "Too many requests"
+
+    def __init__(self, retry_after: timedelta) -> None:
+        super().__init__(self.detail)
+        self.retry_after = max(1, math.ceil(retry_after.total_seconds()))
+
+    def members(self) -> dict[str, Any]:
+        return {"retry_after": self.retry_after}
+
+
+class TooManyPasswordAttempts(TooManyRequests):
+    """Too many wrong passwords for this user (at login or a re-check): locked as login locks."""
+
+    code, title = "too_many_attempts", "Too many failed attempts"
+    detail = "Too many wrong passwords: try again later."
+
+
+class TooManySignUps(TooManyRequests):
+    code, title = "too_many_sign_ups", "Too many sign-ups"
+    detail = "Too many accounts were opened from your network recently: try again later."
+
+
+class MemberMailLimit(TooManyRequests):
+    code, title = "member_mail_limit", "Too many mails to this member"
+    detail = "This member was sent several mails in the last hour: try again later."
+
+
+class InvitationLimit(TooManyRequests):
+    """Inviting these people would exceed the account's daily allowance; nobody was invited."""
+
+    code, title = "invitation_limit", "Daily invitation limit reached"
+
+    def __init__(self, retry_after: timedelta, *, limit: int, remaining: int, requested: int) -> None:
+        super().__init__(retry_after)
+        self.limit, self.remaining, self.requested = limit, remaining, requested
+
+    def members(self) -> dict[str, Any]:
+        return {**super().members(), "limit": self.limit, "remaining": self.remaining, "requested": self.requested}
+
+    def message(self) -> str | None:
+        return (
+            f"An account may send {self.limit} invitations a day; {self.remaining} remain today and this would send "
+            f"{self.requested}. Nobody was invited: send fewer, or try again later."
+        )

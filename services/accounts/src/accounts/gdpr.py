@@ -1,82 +1,82 @@
-"""The GDPR rights over an account: export everything accounts holds on it, and close it.
+"""The GDPR rights over an account: export what accounts holds that belongs to it, and close it.
 
 Closing erases personal data: the people who belong to no other institution are deleted (with their
-sessions and links); the others only leave. What French law requires on invoices stays on the institution
-(name, identifier, addresses, VAT number), and AccountClosed tells other services to anonymise their copies."""
+sessions and links); the others only leave, and so do people who had an identity before and never accepted
+to join. What French law requires on invoices stays on the institution (name, identifier, addresses, VAT
+number), and AccountClosed tells other services to anonymise their copies."""
 
 import uuid
 from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts.access import Actor, managed_institution, readable_institution
-from accounts.credentials import check_current_password
+from accounts.credentials import check_current_password, has_joined
 from accounts.errors import Forbidden
-from accounts.models import action_tokens, institutions, memberships, sessions, users
+from accounts.members import INVITATION, JOIN, MEMBERSHIP_COLUMNS, member_status, shown
+from accounts.models import action_tokens, institutions, memberships, users
 from contracts.events.accounts import AccountClosed
+from servicekit.logs import security_event
 from servicekit.outbox import Outbox
 
-EXPORT_FORMAT = 1
+SENT_BY_ACCOUNT = (INVITATION, JOIN)
+EXPORT_FORMAT = 2  # 2: only what belongs to the account (no sessions; pending people as typed)
 
 
 async def export_account(session: AsyncSession, who: Actor, account_id: uuid.UUID, now: datetime) -> dict[str, Any]:
-    """Everything accounts holds on the account, for its managers. Secrets (password hashes, link digests)
-    are described, not copied."""
+    """What accounts holds that belongs to the account, for its managers (docs/accounts.md, "GDPR"):
+    the institution's record; each of its memberships (role, status, dates) with the person's name, address
+    and language once they accepted, and only the name and address the manager typed while pending; and
+    the links the account mailed them (invitations, join requests). Nothing from the person's other
+    contexts: no sessions, no links they asked for themself, no other institution's links, no identity
+    data beyond that. Secrets are never copied."""
     institution = await readable_institution(session, who, account_id)
     if not who.may_manage(account_id):
         raise Forbidden
     people = (
         await session.execute(
-            select(users, memberships.c.role, memberships.c.created_at.label("joined_at"))
+            select(users, *MEMBERSHIP_COLUMNS)
             .join(memberships, memberships.c.user_id == users.c.id)
             .where(memberships.c.institution_id == account_id)
             .order_by(memberships.c.created_at, users.c.id)
         )
     ).all()
-    links = await _by_user(session, action_tokens, account_id, ("purpose", "created_at", "expires_at", "used_at"))
-    logins = await _by_user(session, sessions, account_id, ("source", "created_at", "expires_at", "ended_at"))
+    links: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
+    for link in await session.execute(
+        select(action_tokens.c.user_id, *(action_tokens.c[name] for name in _LINK_COLUMNS))
+        .where(action_tokens.c.detail == str(account_id), action_tokens.c.purpose.in_(SENT_BY_ACCOUNT))
+        .order_by(action_tokens.c.created_at)
+    ):
+        links[link.user_id].append({name: getattr(link, name) for name in _LINK_COLUMNS})
     return {
         "format": EXPORT_FORMAT,
         "exported_at": now,
         "account": {column.name: getattr(institution, column.name) for column in institutions.columns},
-        "people": [
-            {
-                "user_id": person.id,
-                "name": person.name,
-                "email": person.email,
-                "pending_email": person.pending_email,
-                "language": person.language,
-                "role": person.role,
-                "joined_at": person.joined_at,
-                "created_at": person.created_at,
-                "email_verified_at": person.email_verified_at,
-                "has_password": person.password_hash is not None,
-                "is_organiser": person.is_organiser,
-                "emailed_links": links.get(person.id, []),
-                "sessions": logins.get(person.id, []),
-            }
-            for person in people
-        ],
+        "people": [_person(person, links.get(person.id, [])) for person in people],
     }
 
 
-async def _by_user(
-    session: AsyncSession, table: Table, account_id: uuid.UUID, columns: tuple[str, ...]
-) -> dict[uuid.UUID, list[dict[str, Any]]]:
-    """The `columns` of `table`'s rows of the account's people, grouped by user, oldest first."""
-    rows = await session.execute(
-        select(table.c.user_id, *(table.c[name] for name in columns))
-        .join(memberships, memberships.c.user_id == table.c.user_id)
-        .where(memberships.c.institution_id == account_id)
-        .order_by(table.c.created_at)
-    )
-    grouped: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        grouped[row.user_id].append({name: getattr(row, name) for name in columns})
-    return grouped
+_LINK_COLUMNS = ("purpose", "created_at", "expires_at", "used_at")
+
+
+def _person(row: Any, links: list[dict[str, Any]]) -> dict[str, Any]:
+    name, email = shown(row)
+    person = {
+        "user_id": row.id,
+        "name": name,
+        "email": email,
+        "role": row.role,
+        "status": member_status(row),
+        "invited_at": row.joined_at,
+        "accepted_at": row.accepted_at,
+        "emailed_links": links,
+    }
+    if row.accepted_at is not None:
+        person["language"] = row.language
+    return person
 
 
 async def close_account(
@@ -84,10 +84,10 @@ async def close_account(
 ) -> None:
     """Close the account for good, once its manager has confirmed with their password."""
     await managed_institution(session, who, account_id)
-    manager = await check_current_password(session, who.user_id, password)
+    manager = await check_current_password(session, who.user_id, password, now, action="account_closure")
     people = (
         await session.execute(
-            select(users.c.id, users.c.email, users.c.is_organiser, memberships.c.role)
+            select(users, memberships.c.role, memberships.c.accepted_at)
             .join(memberships, memberships.c.user_id == users.c.id)
             .where(memberships.c.institution_id == account_id)
         )
@@ -99,18 +99,29 @@ async def close_account(
             )
         )
     )
-    erased = [person.id for person in people if person.id not in belonging_elsewhere and not person.is_organiser]
+    # Erased: the account's own people, who belong nowhere else; never someone who had an identity before
+    # and has not accepted to join (the account holds nothing of theirs but a request).
+    erased = [
+        person.id
+        for person in people
+        if person.id not in belonging_elsewhere
+        and not person.is_organiser
+        and (person.accepted_at is not None or not has_joined(person))
+    ]
     await session.execute(delete(memberships).where(memberships.c.institution_id == account_id))
     await session.execute(delete(users).where(users.c.id.in_(erased)))  # cascades to links and sessions
     await session.execute(
         update(institutions).where(institutions.c.id == account_id).values(closed_at=now, contact_name=None, phone=None)
     )
+    security_event("account_closed", outcome="closed", user_id=who.user_id, account_id=account_id, erased=len(erased))
     await outbox.add(
         session,
         AccountClosed(
             account_id=account_id,
             closed_at=now,
-            notice_emails=sorted(person.email for person in people if person.role == "manager"),
+            notice_emails=sorted(
+                person.email for person in people if person.role == "manager" and person.accepted_at is not None
+            ),
             language=manager.language,
         ),
     )

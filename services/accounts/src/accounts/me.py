@@ -14,12 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts.access import home_account
 from accounts.credentials import check_current_password, set_password
-from accounts.errors import EmailTaken, InvalidField, InvalidToken, NotFound
+from accounts.errors import EmailTaken, InvalidField, InvalidToken, NotFound, valid_name
 from accounts.models import sessions, users
 from accounts.recovery import mail_reset_link, password_changed
+from accounts.sealing import sealed
 from accounts.service import consume_token, consume_token_with_detail, issue_token, void_tokens
 from accounts.validators import ValidationFailure, normalise_email
 from contracts.events.accounts import EmailChanged, EmailChangeRequested
+from servicekit.logs import security_event
 from servicekit.outbox import Outbox
 
 CHANGE_EMAIL = "change_email"  # purposes of action tokens
@@ -33,6 +35,8 @@ async def update_settings(
 ) -> None:
     if await session.scalar(select(users.c.id).where(users.c.id == user_id)) is None:
         raise NotFound
+    if name is not None:
+        name = valid_name("name", name)
     values: dict[str, Any] = {key: value for key, value in (("name", name), ("language", language)) if value}
     if values:
         await session.execute(update(users).where(users.c.id == user_id).values(**values))
@@ -49,7 +53,7 @@ async def change_password(
     keep_session: uuid.UUID | None = None,
 ) -> None:
     """Set a new password; every other session ends (the one it was changed from may stay)."""
-    user = await check_current_password(session, user_id, current_password)
+    user = await check_current_password(session, user_id, current_password, now, action="password_change")
     version = await set_password(session, user, new_password)
     if keep_session is not None:
         await session.execute(
@@ -58,6 +62,7 @@ async def change_password(
             .values(token_version=version)
         )
     await outbox.add(session, await password_changed(session, user, now, "changed"))
+    security_event("password_changed", outcome="changed", user_id=user_id, how="self_service")
 
 
 async def _free(session: AsyncSession, email: str, user_id: uuid.UUID) -> None:
@@ -69,26 +74,29 @@ async def _free(session: AsyncSession, email: str, user_id: uuid.UUID) -> None:
 async def request_email_change(
     session: AsyncSession, outbox: Outbox, user_id: uuid.UUID, password: str, new_email: str, now: datetime
 ) -> None:
-    user = await check_current_password(session, user_id, password)
+    user = await check_current_password(session, user_id, password, now, action="email_change")
     try:
         email = normalise_email(new_email)
     except ValidationFailure as exc:
         raise InvalidField("new_email", exc) from exc
     if email.casefold() == user.email.casefold():
         raise InvalidField("new_email", ValidationFailure("email_unchanged", "This is already your address."))
-    await _free(session, email, user_id)
+    # An address someone already uses is not refused here (that would tell who is registered): the link goes
+    # to that address, whose owner cannot use it (the confirmation refuses a taken address) and may ignore it.
     await session.execute(update(users).where(users.c.id == user_id).values(pending_email=email))
     await void_tokens(session, user_id, CHANGE_EMAIL, now)
     token = await issue_token(session, user_id, CHANGE_EMAIL, now + CHANGE_EMAIL_TTL)
+    account_id = await home_account(session, user_id)
+    security_event("email_change_requested", outcome="pending", user_id=user_id)
     await outbox.add(
         session,
         EmailChangeRequested(
-            account_id=await home_account(session, user_id),
+            account_id=account_id,
             user_id=user_id,
             name=user.name,
             new_email=email,
             language=user.language,
-            confirmation_token=token,
+            confirmation_token=sealed(token, EmailChangeRequested, "confirmation_token", account_id),
             expires_at=now + CHANGE_EMAIL_TTL,
         ),
     )
@@ -108,19 +116,21 @@ async def confirm_email_change(session: AsyncSession, outbox: Outbox, token: str
     )
     await void_tokens(session, user_id, REVERT_EMAIL, now)
     revert_token = await issue_token(session, user_id, REVERT_EMAIL, now + REVERT_EMAIL_TTL, detail=user.email)
+    account_id = await home_account(session, user_id)
     await outbox.add(
         session,
         EmailChanged(
-            account_id=await home_account(session, user_id),
+            account_id=account_id,
             user_id=user_id,
             old_email=user.email,
             new_email=user.pending_email,
             language=user.language,
             changed_at=now,
-            revert_token=revert_token,
+            revert_token=sealed(revert_token, EmailChanged, "revert_token", account_id),
             revert_expires_at=now + REVERT_EMAIL_TTL,
         ),
     )
+    security_event("email_changed", outcome="changed", user_id=user_id)
     return str(user.pending_email)
 
 
@@ -145,4 +155,5 @@ async def revert_email_change(session: AsyncSession, outbox: Outbox, token: str,
     ).one()
     await void_tokens(session, user_id, CHANGE_EMAIL, now)
     await mail_reset_link(session, outbox, user, now)
+    security_event("email_change_reverted", outcome="changed", user_id=user_id)
     return old_email

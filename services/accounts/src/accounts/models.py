@@ -27,7 +27,7 @@ institutions = Table(
     Column("name", String(200), nullable=False),
     Column("kind", String(20), CheckConstraint("kind IN ('school', 'company', 'other')"), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Column("identifier", String(20)),  # UAI of a school, SIRET of a company; unique
+    Column("identifier", String(64)),  # UAI of a school, SIRET of a company, free text (64) otherwise; unique
     Column("city", String(100)),
     Column("postal_address", Text),
     Column("closed_at", DateTime(timezone=True)),
@@ -62,6 +62,10 @@ memberships = Table(
     Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
     Column("role", String(20), CheckConstraint("role IN ('manager', 'member')"), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # NULL while the person has not accepted to join (see members.py); the institution then sees only:
+    Column("accepted_at", DateTime(timezone=True), server_default=func.now()),
+    Column("invited_name", String(200)),  # the name it typed
+    Column("invited_email", String(320)),  # the address it typed
 )
 
 action_tokens = Table(

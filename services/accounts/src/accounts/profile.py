@@ -7,7 +7,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts.access import Actor, managed_institution, readable_institution
-from accounts.errors import InvalidField
+from accounts.errors import InvalidField, valid_name
 from accounts.models import institutions, memberships
 from accounts.validators import ValidationFailure, normalise_phone, validate_vat_number
 
@@ -33,6 +33,10 @@ async def edit_profile(
 ) -> dict[str, Any]:
     await managed_institution(session, who, account_id)
     values = {name: value for name, value in changes.items() if name in EDITABLE}
+    if "name" in values:  # required: null is a missing name
+        values["name"] = valid_name("name", values["name"])
+    if values.get("contact_name") is not None:  # optional: null clears it
+        values["contact_name"] = valid_name("contact_name", values["contact_name"])
     try:
         if values.get("phone"):
             values["phone"] = normalise_phone(values["phone"])

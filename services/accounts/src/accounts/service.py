@@ -3,24 +3,31 @@
 import hashlib
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from accounts.credentials import ThrottlePolicy, email_key, hash_password, spend_attempt, user_by_email
-from accounts.errors import EmailTaken, InstitutionExists, InvalidField, InvalidToken
+from accounts.access import home_account
+from accounts.credentials import ThrottlePolicy, email_key, hash_password, spend, spend_attempt, user_by_email
+from accounts.errors import InstitutionExists, InvalidField, InvalidToken, TooManySignUps, valid_name
 from accounts.models import action_tokens, institutions, memberships, users
+from accounts.sealing import sealed
 from accounts.validators import (
     ValidationFailure,
     check_password,
     normalise_email,
     validate_institution_identifier,
 )
-from contracts.events.accounts import AccountRegistered, AccountVerified, VerificationLinkRequested
+from contracts.events.accounts import (
+    AccountRegistered,
+    AccountVerified,
+    SignUpAttemptedWithTakenEmail,
+    VerificationLinkRequested,
+)
 from servicekit.outbox import Outbox
 
 VERIFY_EMAIL = "verify_email"
@@ -118,35 +125,66 @@ async def void_tokens(session: AsyncSession, user_id: uuid.UUID, purpose: str, n
     )
 
 
-async def sign_up(session: AsyncSession, outbox: Outbox, form: SignUp, *, verification_ttl: timedelta) -> uuid.UUID:
+SIGN_UPS_PER_SOURCE = ThrottlePolicy(max_failures=5, window=timedelta(hours=1), lockout=timedelta(hours=1))
+
+
+async def sign_up(
+    session: AsyncSession,
+    outbox: Outbox,
+    form: SignUp,
+    *,
+    verification_ttl: timedelta,
+    source: str | None = None,
+    per_source: ThrottlePolicy = SIGN_UPS_PER_SOURCE,
+    now: datetime | None = None,
+) -> uuid.UUID:
+    """Open the account and mail its verification link. `source` is the client's address as the gateway sees
+    it: sign-ups are limited per source (TooManySignUps); None (tests, the command line) is not limited.
+
+    An address that already has an identity is answered the same way, with an id no account has: its owner
+    is told instead (SignUpAttemptedWithTakenEmail), so the answer never says who is registered."""
+    now = now or datetime.now(UTC)
+    names = {field: valid_name(field, getattr(form, field)) for field in ("institution_name", "contact_name")}
+    form = replace(form, **names)
     email, identifier = _checked(form)
+    if source is not None and (exhausted := await spend(session, {f"signup-source:{source}": per_source}, now)):
+        raise TooManySignUps(exhausted.retry_after)
     open_with_identifier = (institutions.c.identifier == identifier) & institutions.c.closed_at.is_(None)
     if identifier and await session.scalar(select(institutions.c.id).where(open_with_identifier)):
         raise InstitutionExists
-    if await user_by_email(session, email) is not None:
-        raise EmailTaken
     account_id, user_id = uuid.uuid4(), uuid.uuid4()
-    password_hash = await hash_password(form.password)
+    password_hash = await hash_password(form.password)  # on both paths, so that they take the same time
+    owner = await user_by_email(session, email)
+    if owner is not None:
+        await _tell_owner(session, outbox, owner, now)
+        return account_id
     try:
-        await session.execute(
-            insert(institutions).values(
-                id=account_id,
-                name=form.institution_name,
-                kind=form.institution_kind,
-                identifier=identifier,
-                city=form.city,
-                postal_address=form.postal_address,
+        async with session.begin_nested():
+            await session.execute(
+                insert(institutions).values(
+                    id=account_id,
+                    name=form.institution_name,
+                    kind=form.institution_kind,
+                    identifier=identifier,
+                    city=form.city,
+                    postal_address=form.postal_address,
+                )
             )
-        )
-        await session.execute(
-            insert(users).values(
-                id=user_id, email=email, name=form.contact_name, password_hash=password_hash, language=form.language
+            await session.execute(
+                insert(users).values(
+                    id=user_id, email=email, name=form.contact_name, password_hash=password_hash, language=form.language
+                )
             )
-        )
     except IntegrityError as exc:  # a concurrent sign-up won the race for this email or institution
-        raise InstitutionExists if "identifier" in str(exc.orig) else EmailTaken from exc
+        if "identifier" in str(exc.orig):
+            raise InstitutionExists from exc
+        owner = await user_by_email(session, email)
+        if owner is None:
+            raise
+        await _tell_owner(session, outbox, owner, now)
+        return account_id
     await session.execute(insert(memberships).values(institution_id=account_id, user_id=user_id, role="manager"))
-    expires_at = datetime.now(UTC) + verification_ttl
+    expires_at = now + verification_ttl
     token = await issue_token(session, user_id, VERIFY_EMAIL, expires_at)
     await outbox.add(
         session,
@@ -157,11 +195,25 @@ async def sign_up(session: AsyncSession, outbox: Outbox, form: SignUp, *, verifi
             contact_name=form.contact_name,
             email=email,
             language=form.language,
-            verification_token=token,
+            verification_token=sealed(token, AccountRegistered, "verification_token", account_id),
             verification_expires_at=expires_at,
         ),
     )
     return account_id
+
+
+async def _tell_owner(session: AsyncSession, outbox: Outbox, owner: Any, now: datetime) -> None:
+    """Tell the owner of an address (a users row) that someone tried to open an account with it."""
+    await outbox.add(
+        session,
+        SignUpAttemptedWithTakenEmail(
+            account_id=await home_account(session, owner.id),
+            user_id=owner.id,
+            email=owner.email,
+            language=owner.language,
+            attempted_at=now,
+        ),
+    )
 
 
 async def verify_email(session: AsyncSession, outbox: Outbox, token: str) -> uuid.UUID:
@@ -209,7 +261,7 @@ async def resend_verification(
             contact_name=user.name,
             email=user.email,
             language=user.language,
-            verification_token=token,
+            verification_token=sealed(token, VerificationLinkRequested, "verification_token", account_id),
             expires_at=now + verification_ttl,
         ),
     )

@@ -1,4 +1,4 @@
-"""Pure validation rules of accounts: legal identifiers, passwords, emails, phones and VAT numbers.
+"""Pure validation rules of accounts: legal identifiers, names, passwords, emails, phones and VAT numbers.
 
 Every function either returns the normalised value or raises a ValidationFailure whose ``code`` is
 stable (the API layer translates it) and whose ``message`` is in English. No I/O besides reading the
@@ -146,6 +146,54 @@ def validate_institution_identifier(kind: InstitutionKind, value: str | None) ->
     if len(text) > OTHER_IDENTIFIER_MAX:
         raise InvalidIdentifier("identifier_too_long", f"The identifier is longer than {OTHER_IDENTIFIER_MAX}.")
     return text
+
+
+# --- Names of people and institutions ---------------------------------------------------------------
+
+NAME_MAX = 200
+# Zero-width (non-)joiners: part of the spelling in some scripts (Persian, Indic) and of emoji sequences.
+_NAME_JOINERS = frozenset("\u200c\u200d")
+# Letters and marks that show nothing: Hangul fillers, the combining grapheme joiner, Khmer inherent vowels.
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u034f\u17b4\u17b5")
+_LINE_BREAKS = frozenset("\t\n\r")  # in a quoted CSV cell or a pasted name: made spaces like other whitespace
+
+
+class InvalidName(ValidationFailure):
+    """A person's or an institution's name refused."""
+
+
+def normalise_name(value: str, max_length: int = NAME_MAX) -> str:
+    """Return the name in NFC, each run of whitespace (line breaks included) made one space, trimmed.
+
+    The one rule for every name (sign-up contact and institution, one's own, members added or imported,
+    the institution's profile), as names end up in mail subjects and on other people's screens:
+    - ``name_invalid``: a control character (C0 and C1 but tab and line breaks; DEL), a format character
+      (bidi embeddings, overrides and isolates U+202A-U+202E and U+2066-U+2069, marks U+200E/U+200F,
+      zero-width space U+200B, word joiner U+2060, BOM U+FEFF, soft hyphen, tags...; only the zero-width
+      joiner and non-joiner are kept), a surrogate, private-use or unassigned code point, a blank letter
+      (Hangul fillers...), a combining mark with nothing to sit on, or no letter or digit at all (only
+      marks, punctuation, symbols or invisible characters);
+    - ``name_missing``: nothing but whitespace; ``name_too_long``: more than ``max_length`` characters.
+    """
+    text = unicodedata.normalize("NFC", value)
+    for char in text:
+        category = unicodedata.category(char)
+        if (category == "Cc" and char not in _LINE_BREAKS) or category in ("Cs", "Co", "Cn"):
+            raise InvalidName("name_invalid", "The name contains a control or unassigned character.")
+        if category == "Cf" and char not in _NAME_JOINERS:
+            raise InvalidName("name_invalid", "The name contains an invisible formatting character.")
+        if char in _BLANK_LETTERS:
+            raise InvalidName("name_invalid", "The name contains an invisible character.")
+    name = " ".join(text.split())
+    if not name:
+        raise InvalidName("name_missing", "The name is missing.")
+    if any(unicodedata.category(word[0]).startswith("M") for word in name.split(" ")):
+        raise InvalidName("name_invalid", "The name has a combining mark with no letter before it.")
+    if not any(unicodedata.category(char)[0] in "LN" for char in name):
+        raise InvalidName("name_invalid", "A name needs at least one letter or digit.")
+    if len(name) > max_length:
+        raise InvalidName("name_too_long", f"The name is longer than {max_length} characters.")
+    return name
 
 
 # --- Passwords --------------------------------------------------------------------------------------
