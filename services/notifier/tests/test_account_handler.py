@@ -9,7 +9,8 @@ from sqlalchemy import select, text
 
 from contracts import Envelope
 from contracts.events.accounts import AccountClosed, MemberInvited, MemberRemoved, PasswordChanged
-from contracts.examples import example
+from contracts.examples import EXAMPLE_KEYRING, EXAMPLE_TOKENS, example
+from contracts.secrets import seal, secret_context
 from notifier.handlers import account_handlers, account_mails
 from notifier.models import deliveries
 from notifier.settings import NotifierSettings
@@ -19,7 +20,7 @@ from servicekit.migrations import upgrade
 pytestmark = pytest.mark.infra
 
 BASE_URL = "https://visiopass.example"
-handle = account_handlers(NotifierSettings(public_base_url=BASE_URL))
+handle = account_handlers(NotifierSettings(public_base_url=BASE_URL, event_secret_keys=EXAMPLE_KEYRING.to_text()))
 
 
 @pytest.fixture
@@ -34,10 +35,10 @@ def envelope(event):
     return Envelope(
         id=uuid.uuid4(),
         source="/visiopass/accounts",
-        type=f"fr.visiopass.accounts.{type(event).__name__}.v1",
+        type=type(event).ce_type(),
         time=datetime(2025, 3, 10, 9, 0, tzinfo=UTC),
         subject=event.aggregate_id(),
-        dataschema=f"urn:visiopass:schema:{type(event).__name__}:v1",
+        dataschema=type(event).dataschema(),
         correlation_id=None,
         causation_id=None,
         event=event,
@@ -55,7 +56,7 @@ async def handled(db, *envelopes):
 async def test_a_mail_is_planned_once_under_its_event_and_account(db):
     invited = envelope(example(MemberInvited))
     [row] = await handled(db, invited, invited)  # a redelivery plans nothing more
-    [mail] = account_mails(invited.event, BASE_URL)
+    [mail] = account_mails(invited.event, BASE_URL, EXAMPLE_KEYRING)
     assert (row.event_id, row.account_id, row.status) == (invited.id, invited.event.account_id, "pending")
     assert (row.template, row.recipient, row.context) == (mail.template, mail.recipient, mail.variables)
     assert await handled(db, envelope(example(MemberRemoved))) == [row], "an event without mail plans none"
@@ -63,7 +64,15 @@ async def test_a_mail_is_planned_once_under_its_event_and_account(db):
 
 async def test_closing_an_account_sends_its_notices_and_erases_its_other_mails(db):
     invitation, notice = envelope(example(MemberInvited)), envelope(example(PasswordChanged))
-    other_account = envelope(example(MemberInvited).model_copy(update={"account_id": uuid.uuid4()}))
+    other_id = uuid.uuid4()  # a token is sealed for one account: seal the example's again for this one
+    token = seal(
+        EXAMPLE_TOKENS[("MemberInvited", "invitation_token")],
+        EXAMPLE_KEYRING,
+        secret_context(MemberInvited, "invitation_token", other_id),
+    )
+    other_account = envelope(
+        example(MemberInvited).model_copy(update={"account_id": other_id, "invitation_token": token})
+    )
     await handled(db, invitation, notice, other_account)
     async with db.transaction() as session:
         await session.execute(

@@ -15,7 +15,8 @@ VARIABLES = {
 @pytest.mark.parametrize(("language", "greeting"), [("fr", "Bonjour"), ("en", "Hello")])
 def test_account_registered_renders_in_each_language(language, greeting):
     rendered = render("account_registered", language, VARIABLES)
-    assert "Lycée Victor Hugo" in rendered.subject
+    assert "Lycée Victor Hugo" not in rendered.subject, "the name someone typed stays out of the subject"
+    assert "Lycée Victor Hugo" in rendered.text
     assert "\n" not in rendered.subject
     assert rendered.text.startswith(f"{greeting} Camille <Martin>,")
     assert VARIABLES["link"] in rendered.text

@@ -1,4 +1,10 @@
-"""Kafka subscribers of the notifier: each event a person must hear of becomes one planned delivery per mail."""
+"""Kafka subscribers of the notifier: each event a person must hear of becomes one planned delivery per mail.
+
+The single-use tokens of the links travel sealed (contracts.secrets): `account_mails` opens them with the
+notifier's keyring (NOTIFIER_EVENT_SECRET_KEYS) just before the mails are built, so the builders below read
+plain tokens. A token that does not open (no key, wrong key, moved from another event) fails the handler, and
+the record is dead-lettered as it came: sealed. Superseded v1 events (tokens in clear, no longer produced)
+are still mailed while any is left to consume."""
 
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -7,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Envelope
 from contracts.base import Event
+from contracts.events import accounts as account_events
 from contracts.events.accounts import (
     AccountClosed,
     AccountRegistered,
@@ -16,8 +23,10 @@ from contracts.events.accounts import (
     MemberInvited,
     PasswordChanged,
     PasswordResetRequested,
+    SignUpAttemptedWithTakenEmail,
     VerificationLinkRequested,
 )
+from contracts.secrets import Keyring, SecretError, secret_context, secret_fields, unseal
 from notifier import service as notifier
 from notifier.settings import NotifierSettings
 
@@ -42,6 +51,20 @@ def _account_registered(event: AccountRegistered, public_base_url: str) -> list[
                 "institution_name": event.institution_name,
                 "link": f"{public_base_url}/verify-email?token={event.verification_token}",
                 "expires_at": notifier.local_datetime(event.verification_expires_at, event.language),
+            },
+        )
+    ]
+
+
+def _sign_up_attempted(event: SignUpAttemptedWithTakenEmail, public_base_url: str) -> list[Mail]:
+    return [
+        Mail(
+            template="sign_up_attempted",
+            language=event.language,
+            recipient=event.email,
+            variables={
+                "attempted_at": notifier.local_datetime(event.attempted_at, event.language),
+                "link": f"{public_base_url}/forgot-password",
             },
         )
     ]
@@ -115,7 +138,11 @@ def _member_added(event: MemberAdded, public_base_url: str) -> list[Mail]:
             variables={
                 "name": event.name,
                 "institution_name": event.institution_name,
-                "link": f"{public_base_url}/",
+                # the link that accepts joining; events from before joining needed acceptance have none
+                "link": f"{public_base_url}/join?token={event.join_token}"
+                if event.join_token
+                else f"{public_base_url}/",
+                "expires_at": notifier.local_datetime(event.expires_at, event.language) if event.expires_at else "",
             },
         )
     ]
@@ -161,6 +188,7 @@ def _account_closed(event: AccountClosed, public_base_url: str) -> list[Mail]:
 # AccountVerified and MemberRemoved need none.
 ACCOUNT_MAILS: dict[type[Event], Callable[[Any, str], list[Mail]]] = {
     AccountRegistered: _account_registered,
+    SignUpAttemptedWithTakenEmail: _sign_up_attempted,
     PasswordResetRequested: _password_reset_requested,
     PasswordChanged: _password_changed,
     VerificationLinkRequested: _verification_link_requested,
@@ -172,15 +200,44 @@ ACCOUNT_MAILS: dict[type[Event], Callable[[Any, str], list[Mail]]] = {
 }
 
 
-def account_mails(event: Event, public_base_url: str) -> list[Mail]:
-    """The mails an accounts event asks for; none when it asks for none."""
+# Superseded versions (tokens in clear) are built like their successors: same fields, same mails.
+SUPERSEDED_ACCOUNT_MAILS: dict[type[Event], Callable[[Any, str], list[Mail]]] = {
+    account_events.AccountRegisteredV1: _account_registered,
+    account_events.VerificationLinkRequestedV1: _verification_link_requested,
+    account_events.PasswordResetRequestedV1: _password_reset_requested,
+    account_events.MemberInvitedV1: _member_invited,
+    account_events.EmailChangeRequestedV1: _email_change_requested,
+    account_events.EmailChangedV1: _email_changed,
+}
+ACCOUNT_MAILS |= SUPERSEDED_ACCOUNT_MAILS
+
+
+def opened(event: Event, keyring: Keyring | None) -> Event:
+    """A copy of `event` whose sealed fields hold their plain values, for building the mails in memory only:
+    never log it, store it as an event or publish it."""
+    fields = [name for name in secret_fields(type(event)) if getattr(event, name) is not None]
+    if not fields:
+        return event
+    if keyring is None:
+        raise SecretError("NOTIFIER_EVENT_SECRET_KEYS is not set: the notifier cannot open the tokens of its links")
+    plain = {
+        name: unseal(getattr(event, name), keyring, secret_context(type(event), name, event.aggregate_id()))
+        for name in fields
+    }
+    return event.model_copy(update=plain)  # not validated again: the fields now hold plain tokens
+
+
+def account_mails(event: Event, public_base_url: str, keyring: Keyring | None = None) -> list[Mail]:
+    """The mails an accounts event asks for; none when it asks for none. `keyring` opens its sealed tokens."""
     build = ACCOUNT_MAILS.get(type(event))
-    return build(event, public_base_url) if build else []
+    return build(opened(event, keyring), public_base_url) if build else []
 
 
 def account_handlers(settings: NotifierSettings):  # type: ignore[no-untyped-def]
+    keyring = settings.keyring()
+
     async def on_account_event(session: AsyncSession, envelope: Envelope) -> None:
-        for mail in account_mails(envelope.event, settings.public_base_url):
+        for mail in account_mails(envelope.event, settings.public_base_url, keyring):
             await notifier.plan(
                 session,
                 event_id=envelope.id,

@@ -12,10 +12,11 @@ from contracts.events.accounts import (
     MemberInvited,
     PasswordChanged,
     PasswordResetRequested,
+    SignUpAttemptedWithTakenEmail,
     VerificationLinkRequested,
 )
 from notifier import service as notifier
-from notifier.handlers import account_handlers
+from notifier.handlers import SUPERSEDED_ACCOUNT_MAILS, account_handlers
 from notifier.mailer import SmtpMailer
 from notifier.settings import NotifierSettings
 from servicekit.runtime import Service
@@ -29,6 +30,7 @@ service.consume(
     "account-mails",
     events=[
         AccountRegistered,
+        SignUpAttemptedWithTakenEmail,
         PasswordResetRequested,
         PasswordChanged,
         VerificationLinkRequested,
@@ -37,6 +39,7 @@ service.consume(
         EmailChangeRequested,
         EmailChanged,
         AccountClosed,
+        *SUPERSEDED_ACCOUNT_MAILS,
     ],  # keep in step with ACCOUNT_MAILS
 )(account_handlers(settings))
 mailer = SmtpMailer(settings)

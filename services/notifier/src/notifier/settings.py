@@ -1,6 +1,7 @@
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from contracts.secrets import Keyring
 from servicekit.settings import ServiceSettings
 
 
@@ -20,3 +21,12 @@ class NotifierSettings(ServiceSettings):
     smtp_timeout_seconds: float = 10.0
     delivery_max_attempts: int = 6
     delivery_poll_seconds: float = 0.5
+    # keyring opening the sealed tokens of the links in events (contracts.secrets): "kid:<base64 32 bytes>[,...]",
+    # the same keys as the producers' (ACCOUNTS_EVENT_SECRET_KEYS); never logged
+    event_secret_keys: SecretStr | None = None
+
+    def keyring(self) -> Keyring | None:
+        """The keyring of `event_secret_keys`; None when unset (then no sealed token opens)."""
+        if self.event_secret_keys is None or not self.event_secret_keys.get_secret_value().strip():
+            return None
+        return Keyring.parse(self.event_secret_keys.get_secret_value())
