@@ -7,21 +7,27 @@ from collections.abc import AsyncIterator
 from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
 from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.exceptions import PermissionDeniedException
 from litestar.template import TemplateConfig
 
 from gateway.api import (
     AccountsApi,
     EmailChangesApi,
     InvitationsApi,
+    JoinRequestsApi,
     MeApi,
     MemberImportTemplateApi,
     MembersApi,
+    MyInvitationsApi,
     OrganisersApi,
     PasswordResetsApi,
     SessionsApi,
 )
+from gateway.openapi import openapi_config, swagger_asset
 from gateway.portal import TEMPLATES, Portal
+from gateway.security import refused, remember_client
 from gateway.sessions import Sessions, current_identity
 from gateway.settings import GatewaySettings
 from gateway.upstream import Upstream
@@ -51,10 +57,13 @@ app = build_http_app(
         MeApi,
         EmailChangesApi,
         InvitationsApi,
+        JoinRequestsApi,
+        MyInvitationsApi,
         MembersApi,
         MemberImportTemplateApi,
         OrganisersApi,
         Portal,
+        swagger_asset,
     ],
     checks={"accounts": accounts.ping},
     dependencies={
@@ -63,7 +72,10 @@ app = build_http_app(
         "identity": Provide(current_identity),
     },
     lifespan=[lifespan],
-    title="Visiopass public API",
+    before_request=remember_client,
+    exception_handlers={PermissionDeniedException: refused},
+    state=State({"trusted_proxies": settings.trusted_proxies}),  # read by gateway.source.client_address
+    openapi_config=openapi_config("Visiopass public API"),
     template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
     # Portal forms only: the JSON API authenticates with tokens, not cookies, so CSRF does not apply to it.
     csrf_config=CSRFConfig(

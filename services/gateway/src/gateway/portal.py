@@ -10,7 +10,7 @@ from litestar.params import Body
 from litestar.response import Template
 from pydantic import BaseModel
 
-from gateway.api import client_address
+from gateway.source import client_address
 from gateway.upstream import Upstream
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -85,6 +85,21 @@ class Portal(Controller):
         self, data: Annotated[ResetForm, Body(media_type=RequestEncodingType.URL_ENCODED)], accounts: Upstream
     ) -> Template:
         return await password_form("accept_invitation.html", "/internal/invitations/acceptance", data, accounts)
+
+    @get("/join")
+    async def join_page(self, token: str = "") -> Template:
+        # A join request mailed to someone who has an identity: the GET only asks, the POST accepts.
+        return Template("join.html", context={"token": token, "state": "confirm"})
+
+    @post("/join")
+    async def join(
+        self, data: Annotated[VerifyForm, Body(media_type=RequestEncodingType.URL_ENCODED)], accounts: Upstream
+    ) -> Template:
+        response = await accounts.call("POST", "/internal/join-requests/acceptance", {"token": data.token[:200]})
+        joined = response.status_code == 200
+        return Template(
+            "join.html", context={"state": "joined" if joined else "invalid"}, status_code=200 if joined else 400
+        )
 
     @get("/confirm-email")
     async def confirm_email_page(self, token: str = "") -> Template:

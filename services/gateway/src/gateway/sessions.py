@@ -13,8 +13,10 @@ from typing import Any
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from litestar import Request
 
+from gateway.source import client_address
 from gateway.upstream import Upstream
 from servicekit.http import ProblemError
+from servicekit.logs import security_event
 
 SESSION_LIFETIME = timedelta(hours=8)
 
@@ -40,11 +42,16 @@ async def current_identity(request: Request[Any, Any, Any], accounts: Upstream, 
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     session_id = sessions.read(token) if scheme.lower() == "bearer" and token else None
     if session_id is None:
+        if token:  # a token was presented, but forged, damaged or too old: not merely a missing header
+            security_event(
+                "session_token_refused", outcome="refused", source=client_address(request), path=request.url.path
+            )
         raise ProblemError(401, "unauthenticated", "Authentication required", "Log in to get a session token.")
     response = await accounts.call("GET", f"/internal/sessions/{session_id}")
     if response.status_code >= 500:
         raise ProblemError(502, "upstream_error", "Service error", "An internal service failed; try again later.")
     if response.status_code != 200:
+        security_event("session_refused", outcome="ended", source=client_address(request), path=request.url.path)
         raise ProblemError(401, "session_expired", "Session expired", "This session has ended; log in again.")
     identity: dict[str, Any] = response.json()
     return {**identity, "session_id": str(session_id)}

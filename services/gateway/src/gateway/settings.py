@@ -1,5 +1,9 @@
-from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated
+
+from pydantic import SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from gateway.source import Network, parse_networks
 
 
 class GatewaySettings(BaseSettings):
@@ -13,3 +17,11 @@ class GatewaySettings(BaseSettings):
     internal_token: SecretStr | None = None
     upstream_timeout_seconds: float = 10.0
     secret_key: SecretStr | None = None  # signs CSRF tokens; a random one per process when unset (local only)
+    # Proxies whose X-Forwarded-For is believed (comma-separated IPs or CIDR networks, e.g.
+    # "10.0.0.0/8,192.0.2.7"); none by default: the client's address is the TCP peer's (gateway.source).
+    trusted_proxies: Annotated[tuple[Network, ...], NoDecode] = ()
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        return parse_networks(value.split(",")) if isinstance(value, str) else value

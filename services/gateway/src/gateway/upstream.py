@@ -29,6 +29,8 @@ class Upstream:
         """`actor`: the authenticated user the call is made for (internal APIs authorise on it). `content`: a
         raw body (of `content_type`) to send instead of `json`."""
         headers = {context.CORRELATION_HEADER: context.current_correlation_id()}
+        if (address := context.client_address.get()) is not None:  # for the services' security events
+            headers[context.CLIENT_ADDRESS_HEADER] = address
         if actor is not None:
             headers["X-Actor-Id"] = actor
         if content is not None:
@@ -47,9 +49,9 @@ class Upstream:
         await self.client.aclose()
 
 
-def relay(response: httpx.Response, headers: Iterable[str] = ()) -> Response[Any]:
+def relay(response: httpx.Response, headers: Iterable[str] = ("Retry-After",)) -> Response[Any]:
     """The upstream answer as ours: body (JSON, problem details, a file or nothing), status and content type,
-    and the upstream `headers` named."""
+    and the upstream `headers` named (by default Retry-After, which every throttled answer carries)."""
     if response.status_code >= 500:
         raise ProblemError(502, "upstream_error", "Service error", "An internal service failed; try again later.")
     return Response(

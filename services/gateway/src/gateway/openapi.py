@@ -1,0 +1,113 @@
+"""The public API's OpenAPI document and its page.
+
+- The bearer scheme (`BearerToken`: the session token of `POST /api/v1/sessions`) is declared once, and each
+  route that needs a session lists it (`security=BEARER`).
+- Each route lists the problem answers (RFC 9457, `application/problem+json`, schema `ProblemDetails`) it can
+  give with `responses=problems(...)`; every route can answer 400 (input refused at the edge), 502 and 503 (an
+  internal service failed or did not answer).
+- The page at `/schema` is Swagger UI, whose scripts and style sheet the gateway serves itself from the
+  `swagger-ui-py` package (`/schema/assets/...`): nothing is loaded from another origin, and it works offline.
+"""
+
+from importlib import resources
+from pathlib import PurePosixPath
+from typing import Any
+
+from litestar import Response, get
+from litestar.exceptions import NotFoundException
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from pydantic import BaseModel, ConfigDict, Field
+
+BEARER_SCHEME = "BearerToken"
+BEARER: list[dict[str, list[str]]] = [{BEARER_SCHEME: []}]
+"""`security=` of the routes that need a session."""
+
+ASSETS_PATH = "/schema/assets"
+ASSETS: dict[str, str] = {
+    "swagger-ui.css": "text/css",
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui-standalone-preset.js": "text/javascript",
+    "favicon-32x32.png": "image/png",
+}
+ASSETS_CACHE_CONTROL = "public, max-age=86400"  # the files change only with the package's version
+
+
+class ProblemDetails(BaseModel):
+    """A refusal, as every Visiopass service answers it (RFC 9457)."""
+
+    model_config = ConfigDict(extra="allow", title="ProblemDetails")
+
+    type: str = Field(description="urn:visiopass:problem:<code>")
+    title: str
+    status: int
+    code: str = Field(description="stable and machine-readable, e.g. email_taken, name_invalid, not_found")
+    detail: str | None = Field(None, description="English prose for the person")
+    instance: str = Field(description="the path of the request")
+    field: str | None = Field(None, description="the input field refused, when one is")
+    retry_after: int | None = Field(None, description="seconds to wait (429), also in the Retry-After header")
+    errors: list[dict[str, Any]] | None = Field(None, description="the fields refused by the request's schema")
+
+
+PROBLEMS: dict[int, str] = {
+    400: "Input refused: `code` says which rule, `field` which field",
+    401: "No valid session token (`unauthenticated`, `session_expired`), or wrong credentials at login",
+    403: "Not allowed to the caller (e.g. not a manager of the account, wrong password)",
+    404: "Not found, or not visible to the caller",
+    409: "In conflict with the current state (e.g. email taken, account closed, last manager)",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    429: "Too many requests: wait `retry_after` seconds (also sent as the Retry-After header)",
+    502: "An internal service failed",
+    503: "An internal service did not answer",
+}
+ALWAYS = (400, 502, 503)
+
+
+def problems(*statuses: int) -> dict[int, ResponseSpec]:
+    """The `responses=` of a route: the problem answers it gives besides those of every route (ALWAYS)."""
+    return {
+        status: ResponseSpec(
+            data_container=ProblemDetails,
+            media_type="application/problem+json",
+            description=PROBLEMS[status],
+            generate_examples=False,
+        )
+        for status in sorted({*ALWAYS, *statuses})
+    }
+
+
+@get(f"{ASSETS_PATH}/{{name:str}}", include_in_schema=False, sync_to_thread=False)
+def swagger_asset(name: str) -> Response[bytes]:
+    """Swagger UI's files, from the package that ships them; cached a day by browsers."""
+    if name not in ASSETS or PurePosixPath(name).name != name:
+        raise NotFoundException()
+    content = resources.files("swagger_ui").joinpath("static", name).read_bytes()
+    return Response(content, media_type=ASSETS[name], headers={"Cache-Control": ASSETS_CACHE_CONTROL})
+
+
+def openapi_config(title: str) -> OpenAPIConfig:
+    swagger = SwaggerRenderPlugin(
+        path="/",
+        js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
+        css_url=f"{ASSETS_PATH}/swagger-ui.css",
+        standalone_preset_js_url=f"{ASSETS_PATH}/swagger-ui-standalone-preset.js",
+        favicon=f"<link rel='icon' type='image/png' href='{ASSETS_PATH}/favicon-32x32.png'>",
+    )
+    return OpenAPIConfig(
+        title=title,
+        version="1.0.0",
+        description="Refusals are problem details (RFC 9457, `application/problem+json`) with a stable `code`. "
+        "Routes marked with a lock need `Authorization: Bearer <token>`, the token of `POST /api/v1/sessions`.",
+        components=Components(
+            security_schemes={
+                BEARER_SCHEME: SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="The session token of `POST /api/v1/sessions` (valid 8 hours).",
+                )
+            }
+        ),
+        render_plugins=[swagger, JsonRenderPlugin()],
+    )
