@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from string import Template
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import psutil
 
@@ -147,20 +147,44 @@ class _Spawner:
 _spawner = _Spawner()
 
 
+def private_dir(path: Path) -> Path:
+    """`path` as a directory only its owner may enter (logs hold what services say about people)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.chmod(0o700)
+    return path
+
+
+def make_private(directory: Path) -> None:
+    """`directory` and everything below it for their owner only: directories 0700, files 0600."""
+    private_dir(directory)
+    for path in directory.rglob("*"):
+        if path.is_symlink():
+            continue
+        path.chmod(0o700 if path.is_dir() else 0o600)
+
+
+def private_log(path: Path) -> IO[bytes]:
+    """`path` opened for appending, readable and writable by its owner only (0600), even if it existed."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.fchmod(descriptor, 0o600)
+    return os.fdopen(descriptor, "ab")
+
+
 def spawn(
     argv: list[str], log: Path, *, env: dict[str, str] | None = None, detach: bool = False, **kwargs: Any
 ) -> subprocess.Popen[bytes]:
     """Start a long-lived child: in its own session (Ctrl-C in the terminal reaches only us), stdin from
     /dev/null, stdout and stderr appended to `log`, and, unless `detach`, SIGTERM-ed by the kernel if this
     process dies (PR_SET_PDEATHSIG). Extra keyword arguments go to subprocess.Popen (cwd, user, ...)."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
+    private_dir(log.parent)
+    with private_log(log) as out:
         out.write(f"\n=== {datetime.now():%Y-%m-%d %H:%M:%S} started: {shlex.join(argv)}\n".encode())
         out.flush()
 
         def popen() -> subprocess.Popen[bytes]:
             return subprocess.Popen(
                 argv,
+                umask=0o077,  # what the child writes itself (Kafka's log4j files) is its user's only
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -433,6 +457,7 @@ class Stack:
         with self._lock(self.run_dir / ".lock"):
             t0 = time.monotonic()
             print(f"devstack: starting in {self.state_dir}", flush=True)
+            make_private(self.log_dir)  # logs a state dir kept from before this rule was made readable
             names = list(COMPONENTS)
             to_start = []
             for name in names:
@@ -681,8 +706,9 @@ class Stack:
         cmd = [str(pg_bin("initdb")), "-D", str(data), "-U", "postgres", "--auth=trust", "--encoding=UTF8"]
         cmd += ["--no-locale", "--no-instructions"] + (["--no-sync"] if self.fast else [])
         result = subprocess.run(cmd, capture_output=True, text=True, cwd=self.pg_dir, check=False, **self._as_pg_user())
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        (self.log_dir / "postgres-initdb.log").write_text(result.stdout + result.stderr)
+        private_dir(self.log_dir)
+        with private_log(self.log_dir / "postgres-initdb.log") as initdb_log:
+            initdb_log.write((result.stdout + result.stderr).encode())
         if result.returncode != 0:
             raise DevStackError(f"postgres: initdb failed:\n{result.stdout}{result.stderr}")
         self.timings["postgres_initdb"] = elapsed = time.monotonic() - t0

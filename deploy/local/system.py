@@ -1,5 +1,6 @@
 """The six Visiopass services as real processes against a running Stack (used by `make up` and the e2e tests)."""
 
+import base64
 import os
 import secrets
 import subprocess
@@ -28,6 +29,11 @@ class System:
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     internal_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    # keyring sealing the tokens of mailed links in events (contracts.secrets), held by accounts and the notifier
+    event_secret_keys: str = field(
+        default_factory=lambda: "k1:" + base64.b64encode(secrets.token_bytes(32)).decode(), repr=False
+    )
+    settings: dict[str, str] = field(default_factory=dict)  # extra environment, e.g. ACCOUNTS_* limits
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def url(self, name: str) -> str:
@@ -43,6 +49,8 @@ class System:
         if name in WITH_DATABASE:
             env[f"{prefix}DATABASE_URL"] = self.stack.database_url(name)
             env[f"{prefix}KAFKA_BOOTSTRAP_SERVERS"] = self.stack.kafka_bootstrap
+        if name in ("accounts", "notifier"):
+            env[f"{prefix}EVENT_SECRET_KEYS"] = self.event_secret_keys
         if name == "notifier":
             env |= {
                 "NOTIFIER_SMTP_HOST": "127.0.0.1",
@@ -52,15 +60,15 @@ class System:
         if name == "gateway":
             env["GATEWAY_ACCOUNTS_URL"] = self.url("accounts")
             env["GATEWAY_SECRET_KEY"] = self.secret_key
-        return env
+        return env | {key: value for key, value in self.settings.items() if key.startswith(prefix)}
 
     def start(self, names: tuple[str, ...] = tuple(DEFAULT_PORTS), timeout: float = 120) -> None:
-        from devstack import spawn
+        from devstack import make_private, spawn
 
         for name in WITH_DATABASE:
             if name in names:
                 self.stack.ensure_database(name)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        make_private(self.log_dir)  # spawn creates each log 0600 too: logs may name people
         for name in names:
             if name not in self.processes:
                 self.processes[name] = spawn(

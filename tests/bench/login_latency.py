@@ -60,7 +60,7 @@ async def main(clients: int, total: int) -> None:
         limits = httpx.Limits(max_connections=clients)
         async with httpx.AsyncClient(base_url=system.url("accounts"), headers=headers, limits=limits) as client:
             emails = [f"bench-{i}@lycee-bench.fr" for i in range(clients)]
-            for email in emails:
+            for i, email in enumerate(emails):
                 form = {
                     "institution_name": "Lycée Bench",
                     "institution_kind": "school",
@@ -68,6 +68,7 @@ async def main(clients: int, total: int) -> None:
                     "contact_name": "Bench",
                     "email": email,
                     "password": PASSWORD,
+                    "source": f"10.2.{i}.1",  # sign-ups are limited per source
                 }
                 assert (await client.post("/internal/accounts/", json=form)).status_code == 201
 
