@@ -71,7 +71,7 @@ def test_every_route_documents_its_problem_answers_as_problem_details(spec: dict
                 assert response["content"] == {"application/problem+json": PROBLEM}, f"{method} {path} {status}"
                 assert response["description"]
     problem = spec["components"]["schemas"]["ProblemDetails"]
-    assert {"type", "title", "status", "code", "instance"} <= set(problem["required"])
+    assert {"type", "title", "status", "code"} <= set(problem["required"])
 
 
 @pytest.mark.parametrize(

@@ -44,7 +44,7 @@ class ProblemDetails(BaseModel):
     status: int
     code: str = Field(description="stable and machine-readable, e.g. email_taken, name_invalid, not_found")
     detail: str | None = Field(None, description="English prose for the person")
-    instance: str = Field(description="the path of the request")
+    instance: str | None = Field(None, description="the path of the request, when the gateway itself answered")
     field: str | None = Field(None, description="the input field refused, when one is")
     retry_after: int | None = Field(None, description="seconds to wait (429), also in the Retry-After header")
     errors: list[dict[str, Any]] | None = Field(None, description="the fields refused by the request's schema")

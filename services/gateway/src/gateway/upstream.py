@@ -1,5 +1,6 @@
 """Calls to the services' internal HTTP APIs, carrying the correlation id; their problems pass through."""
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -49,13 +50,24 @@ class Upstream:
         await self.client.aclose()
 
 
+def _without_internal_instance(response: httpx.Response) -> bytes:
+    """A problem's `instance` names the internal URL that answered (with ids of the caller's identity): drop it."""
+    if not response.headers.get("content-type", "").startswith("application/problem+json"):
+        return response.content
+    problem = response.json()
+    if not isinstance(problem, dict) or "instance" not in problem:
+        return response.content
+    del problem["instance"]
+    return json.dumps(problem, ensure_ascii=False).encode()
+
+
 def relay(response: httpx.Response, headers: Iterable[str] = ("Retry-After",)) -> Response[Any]:
     """The upstream answer as ours: body (JSON, problem details, a file or nothing), status and content type,
     and the upstream `headers` named (by default Retry-After, which every throttled answer carries)."""
     if response.status_code >= 500:
         raise ProblemError(502, "upstream_error", "Service error", "An internal service failed; try again later.")
     return Response(
-        response.content,
+        _without_internal_instance(response),
         status_code=response.status_code,
         media_type=response.headers.get("content-type", "application/json"),
         headers={name: response.headers[name] for name in headers if name in response.headers},
