@@ -1,7 +1,7 @@
 """Calls to the services' internal HTTP APIs, carrying the correlation id; their problems pass through."""
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx
@@ -12,9 +12,19 @@ from servicekit.http import INTERNAL_TOKEN_HEADER, ProblemError
 
 
 class Upstream:
-    def __init__(self, name: str, base_url: str, timeout: float, internal_token: str | None) -> None:
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        timeout: float,
+        internal_token: str | None,
+        after_change: Callable[[], None] | None = None,
+    ) -> None:
+        """`after_change`: called once each call that may change something (not GET or HEAD) has ended, however
+        it ended (the gateway forgets the identities it keeps: gateway.identities)."""
         headers = {INTERNAL_TOKEN_HEADER: internal_token} if internal_token else {}
         self.name = name
+        self.after_change = after_change
         self.client = httpx.AsyncClient(base_url=base_url, timeout=timeout, headers=headers)
 
     async def call(
@@ -42,6 +52,9 @@ class Upstream:
             raise ProblemError(
                 503, "upstream_unavailable", "Service temporarily unavailable", f"{self.name} did not answer"
             ) from exc
+        finally:
+            if self.after_change is not None and method not in ("GET", "HEAD"):
+                self.after_change()
 
     async def ping(self) -> None:
         (await self.client.get("/health/live")).raise_for_status()
