@@ -550,14 +550,34 @@ def scrape_jobs() -> dict[str, tuple[str, list[str]]]:
     return jobs
 
 
+def metrics_port(name: str) -> int:
+    """Where Prometheus scrapes a service: its HTTP port, or its own metrics listener when it has one (the
+    gateway's `metrics_port`: its public port does not serve /metrics)."""
+    if "metrics_port" in settings_class(name).model_fields:
+        return int(effective(name, "metrics_port"))
+    return http_port(name)
+
+
 @pytest.mark.parametrize("name", SERVICES)
 def test_prometheus_scrapes_the_service(name: str) -> None:
     from servicekit.http import ServiceMetrics
 
-    jobs = [job for job, (_, targets) in scrape_jobs().items() if f"{name}:{http_port(name)}" in targets]
-    assert jobs, f"no Prometheus job scrapes {name}:{http_port(name)}"
+    port = metrics_port(name)
+    jobs = [job for job, (_, targets) in scrape_jobs().items() if f"{name}:{port}" in targets]
+    assert jobs, f"no Prometheus job scrapes {name}:{port}"
     for job in jobs:
         assert scrape_jobs()[job][0] == ServiceMetrics.path
+
+
+def test_the_gateway_metrics_listener_is_internal() -> None:
+    port = metrics_port("gateway")
+    assert port and port != http_port("gateway"), "the gateway's metrics are not on its public port"
+    assert effective("gateway", "metrics_host") == "0.0.0.0", "Prometheus reaches it on the compose network"
+    exposed = {int(str(p).partition("/")[0]) for p in compose_service("gateway").get("expose") or []}
+    assert port in exposed
+    assert port not in {published for published, _ in host_ports("gateway")}, "never published on the host"
+    with pytest.raises(AssertionError):
+        container_port_published_at("gateway", port)
 
 
 def test_prometheus_targets_are_compose_services() -> None:

@@ -80,6 +80,19 @@ async def test_sign_up_mail_link_verifies_the_account(system, stack, kafka):
     async with httpx.AsyncClient(timeout=10) as client:
         accounts_metrics = (await client.get(f"{system.url('accounts')}/metrics")).text
         notifier_metrics = (await client.get(f"{system.url('notifier')}/metrics")).text
+        # the gateway's metrics are on its internal port only; its public port answers 404 there
+        gateway_metrics = (await client.get(system.metrics_url("gateway"))).text
+        public_metrics = await client.get(f"{system.url('gateway')}/metrics")
+        api_answer = await client.get(f"{system.url('gateway')}/api/v1/member-import-template")
+    assert system.metrics_url("gateway") != f"{system.url('gateway')}/metrics"
+    assert sample(gateway_metrics, "http_requests_total", app_name="gateway") > 0
+    assert public_metrics.status_code == 404 and public_metrics.headers["cache-control"] == "no-store"
+    assert api_answer.status_code == 200, api_answer.text
+    assert api_answer.headers["cache-control"] == "no-store"
+    assert "script-src 'self';" in api_answer.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in api_answer.headers["content-security-policy"]
+    assert api_answer.headers["x-content-type-options"] == "nosniff"
+    assert api_answer.headers["referrer-policy"] == "no-referrer"
     assert sample(accounts_metrics, "outbox_published_events_total", service="accounts") >= len(events)
     assert sample(accounts_metrics, "outbox_backlog_events", service="accounts") >= 0
     assert sample(accounts_metrics, "http_requests_total") > 0

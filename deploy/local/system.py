@@ -20,6 +20,9 @@ DEFAULT_PORTS = {
     "gateway": 8000,
 }
 WITH_DATABASE = ("accounts", "billing", "catalogue", "enrollment", "notifier")
+# The gateway serves its Prometheus metrics on an internal port only, never on its public one: by default its
+# public port + 100 (8000 -> 8100), so that every System (tests, benchmarks, a second gateway) gets its own.
+GATEWAY_METRICS_PORT_SHIFT = 100
 
 
 @dataclass
@@ -35,9 +38,19 @@ class System:
     )
     settings: dict[str, str] = field(default_factory=dict)  # extra environment, e.g. ACCOUNTS_* limits
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    gateway_metrics_port: int | None = None  # None: the gateway's port + GATEWAY_METRICS_PORT_SHIFT
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
+
+    def metrics_url(self, name: str) -> str:
+        """A service's Prometheus metrics: the gateway's on its internal port, the others' beside their API."""
+        if name == "gateway":
+            return f"http://127.0.0.1:{self.metrics_port_of_gateway()}/metrics"
+        return f"{self.url(name)}/metrics"
+
+    def metrics_port_of_gateway(self) -> int:
+        return self.gateway_metrics_port or self.ports["gateway"] + GATEWAY_METRICS_PORT_SHIFT
 
     def env_for(self, name: str) -> dict[str, str]:
         prefix = name.upper() + "_"
@@ -60,6 +73,7 @@ class System:
         if name == "gateway":
             env["GATEWAY_ACCOUNTS_URL"] = self.url("accounts")
             env["GATEWAY_SECRET_KEY"] = self.secret_key
+            env["GATEWAY_METRICS_PORT"] = str(self.metrics_port_of_gateway())
         return env | {key: value for key, value in self.settings.items() if key.startswith(prefix)}
 
     def start(self, names: tuple[str, ...] = tuple(DEFAULT_PORTS), timeout: float = 120) -> None:

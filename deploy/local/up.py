@@ -35,7 +35,8 @@ def main() -> int:
             f"  Kafka                   {stack.kafka_bootstrap}\n"
             f"  PostgreSQL              {stack.database_url('<service>')}\n"
             f"  service logs            {system.log_dir}\n"
-            f"  metrics                 http://127.0.0.1:<port>/metrics of each service\n"
+            f"  metrics                 http://127.0.0.1:<port>/metrics of each service; the gateway's: "
+            f"{system.metrics_url('gateway')}\n"
             "Ctrl-C stops everything.",
             flush=True,
         )

@@ -25,6 +25,7 @@ from gateway.api import (
     PasswordResetsApi,
     SessionsApi,
 )
+from gateway.headers import security_headers
 from gateway.openapi import openapi_config, swagger_asset
 from gateway.portal import TEMPLATES, Portal
 from gateway.security import refused, remember_client
@@ -36,8 +37,11 @@ from servicekit.runtime import build_http_app
 settings = GatewaySettings()
 token = settings.internal_token.get_secret_value() if settings.internal_token else None
 secret_key = settings.secret_key.get_secret_value() if settings.secret_key else secrets.token_urlsafe(32)
-sessions = Sessions(secret_key)
-accounts = Upstream("accounts", settings.accounts_url, settings.upstream_timeout_seconds, token)
+sessions = Sessions(secret_key, identity_ttl=settings.identity_cache_seconds)
+# every change sent to accounts (logout, password, roles, removal...) forgets the identities this process keeps
+accounts = Upstream(
+    "accounts", settings.accounts_url, settings.upstream_timeout_seconds, token, sessions.identities.clear
+)
 
 
 @contextlib.asynccontextmanager
@@ -73,6 +77,8 @@ app = build_http_app(
     },
     lifespan=[lifespan],
     before_request=remember_client,
+    before_send=[security_headers(settings.hsts_seconds)],  # CSP, nosniff, no-store...: every answer
+    metrics_route=False,  # /metrics: on settings.metrics_port only (gateway.headers.start_metrics_listener)
     exception_handlers={PermissionDeniedException: refused},
     state=State({"trusted_proxies": settings.trusted_proxies}),  # read by gateway.source.client_address
     openapi_config=openapi_config("Visiopass public API"),
@@ -82,6 +88,6 @@ app = build_http_app(
         secret=secret_key,
         cookie_secure=False,  # plain HTTP on 127.0.0.1 locally; set behind TLS in deployment
         cookie_httponly=True,
-        exclude=["/api/", "/health/", "/metrics", "/schema"],
+        exclude=["/api/", "/health/", "/schema"],
     ),
 )

@@ -7,13 +7,15 @@
   internal service failed or did not answer).
 - The page at `/schema` is Swagger UI, whose scripts and style sheet the gateway serves itself from the
   `swagger-ui-py` package (`/schema/assets/...`): nothing is loaded from another origin, and it works offline.
+  Its start-up script is a file too (`swagger-init.js`): the Content-Security-Policy allows no inline script.
 """
 
+import html
 from importlib import resources
 from pathlib import PurePosixPath
 from typing import Any
 
-from litestar import Response, get
+from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
@@ -32,6 +34,19 @@ ASSETS: dict[str, str] = {
     "favicon-32x32.png": "image/png",
 }
 ASSETS_CACHE_CONTROL = "public, max-age=86400"  # the files change only with the package's version
+# Swagger UI's start-up, served as a file: the Content-Security-Policy (gateway.headers) refuses inline scripts.
+SWAGGER_INIT = "swagger-init.js"
+SWAGGER_INIT_JS = b"""window.addEventListener("load", function () {
+  window.ui = SwaggerUIBundle({
+    url: "/schema/openapi.json",
+    dom_id: "#swagger-container",
+    deepLinking: true,
+    showExtensions: true,
+    showCommonExtensions: true,
+    presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset],
+  });
+});
+"""
 
 
 class ProblemDetails(BaseModel):
@@ -81,14 +96,34 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
 @get(f"{ASSETS_PATH}/{{name:str}}", include_in_schema=False, sync_to_thread=False)
 def swagger_asset(name: str) -> Response[bytes]:
     """Swagger UI's files, from the package that ships them; cached a day by browsers."""
+    if name == SWAGGER_INIT:
+        return Response(SWAGGER_INIT_JS, media_type="text/javascript", headers={"Cache-Control": ASSETS_CACHE_CONTROL})
     if name not in ASSETS or PurePosixPath(name).name != name:
         raise NotFoundException()
     content = resources.files("swagger_ui").joinpath("static", name).read_bytes()
     return Response(content, media_type=ASSETS[name], headers={"Cache-Control": ASSETS_CACHE_CONTROL})
 
 
+class SwaggerPage(SwaggerRenderPlugin):
+    """Litestar's Swagger UI page without its inline script and style: the page loads `swagger-init.js`, which
+    fetches the document from `/schema/openapi.json`."""
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        title = html.escape(str(openapi_schema["info"]["title"]))
+        return (
+            "<!DOCTYPE html><html><head>"
+            f"<title>{title}</title>{self.favicon}"
+            '<meta charset="utf-8"/><meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<link href="{self.css_url}" rel="stylesheet">'
+            f'<script src="{self.js_url}"></script>'
+            f'<script src="{self.standalone_preset_js_url}"></script>'
+            f'<script src="{ASSETS_PATH}/{SWAGGER_INIT}"></script>'
+            "</head><body><div id='swagger-container'></div></body></html>"
+        ).encode()
+
+
 def openapi_config(title: str) -> OpenAPIConfig:
-    swagger = SwaggerRenderPlugin(
+    swagger = SwaggerPage(
         path="/",
         js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
         css_url=f"{ASSETS_PATH}/swagger-ui.css",

@@ -156,7 +156,9 @@ class ServiceMetrics(PrometheusController):
     path = "/metrics"
 
 
-def health_routes(checks: dict[str, ReadinessCheck]) -> list[Any]:
+def health_routes(checks: dict[str, ReadinessCheck], *, metrics: bool = True) -> list[Any]:
+    """`metrics`: serve `/metrics` here too (every internal service); the gateway serves it on an internal port."""
+
     @get("/health/live", sync_to_thread=False, include_in_schema=False)
     def live() -> dict[str, str]:
         return {"status": "ok"}
@@ -176,7 +178,7 @@ def health_routes(checks: dict[str, ReadinessCheck]) -> list[Any]:
             status_code=200 if healthy else HTTP_503_SERVICE_UNAVAILABLE,
         )
 
-    return [live, ready, ServiceMetrics]
+    return [live, ready, ServiceMetrics] if metrics else [live, ready]
 
 
 def prometheus_config(service: str) -> PrometheusConfig:

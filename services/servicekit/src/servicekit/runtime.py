@@ -188,16 +188,18 @@ def build_http_app(
     lifespan: list[Any] | None = None,
     title: str | None = None,
     exception_handlers: "ExceptionHandlersMap | None" = None,
+    metrics_route: bool = True,
     **options: Any,
 ) -> Litestar:
-    """`options`: more of Litestar's, e.g. an `openapi_config` of the service's own."""
+    """`options`: more of Litestar's, e.g. an `openapi_config` of the service's own. `metrics_route=False`: no
+    `/metrics` on this app (the gateway's public port; it serves its registry on an internal listener)."""
     metrics = prometheus_config(name)
     options.setdefault("request_class", CheckedRequest)  # JSON bodies checked before they are parsed
     # Litestar would replace the root logger's handlers and give its own logger a plain one (full exception
     # text); its lines go to servicekit.logs' JSON handler like everyone's instead.
     options.setdefault("logging_config", LITESTAR_LOGGING)
     return Litestar(
-        route_handlers=[*route_handlers, *health_routes(checks)],
+        route_handlers=[*route_handlers, *health_routes(checks, metrics=metrics_route)],
         dependencies=dependencies or {},
         lifespan=lifespan or [],
         middleware=[correlation_middleware, allow_middleware, metrics.middleware],
