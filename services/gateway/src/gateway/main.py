@@ -46,6 +46,7 @@ accounts = Upstream(
 
 @contextlib.asynccontextmanager
 async def lifespan(_: Litestar) -> AsyncIterator[None]:
+    accounts.open()
     try:
         yield
     finally:

@@ -25,7 +25,13 @@ class Upstream:
         headers = {INTERNAL_TOKEN_HEADER: internal_token} if internal_token else {}
         self.name = name
         self.after_change = after_change
-        self.client = httpx.AsyncClient(base_url=base_url, timeout=timeout, headers=headers)
+        self._client_options: dict[str, Any] = {"base_url": base_url, "timeout": timeout, "headers": headers}
+        self.client = httpx.AsyncClient(**self._client_options)
+
+    def open(self) -> None:
+        """A new connection pool if an earlier lifespan of the app closed this one (an app started twice)."""
+        if self.client.is_closed:
+            self.client = httpx.AsyncClient(**self._client_options)
 
     async def call(
         self,
