@@ -1,9 +1,10 @@
-"""A small real world behind the public API, for the tests that walk every route: a verified manager with an
-open session, their account and one invited member, and the accounts database to count what is stored."""
+"""The public API's test world: sign up and log in through the gateway; for the tests that walk every route, a
+verified manager with an open session, their account and one invited member, and the accounts database to count
+what is stored."""
 
 import uuid
 from dataclasses import dataclass
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -12,6 +13,7 @@ from identifiers import new_uai
 from mail import links_in, wait_for_mail
 
 PASSWORD = "violet tramway under nineteen lanterns"
+MEMBER_PASSWORD = "seven quiet herons over the canal"
 # what accounts keeps: a request refused at the edge changes none of these counts
 STORED = ("institutions", "users", "memberships", "sessions", "action_tokens", "login_throttle", "outbox")
 
@@ -29,16 +31,40 @@ class World:
         return {"account_id": self.account_id, "member_id": self.member_id, "user_id": self.manager_id}
 
 
+@dataclass
+class Manager:
+    account_id: str
+    email: str
+    uai: str
+    auth: dict[str, str]
+
+
 def unique_email(label: str) -> str:
-    return f"{label}-{uuid.uuid4().hex[:10]}@lycee-test.fr"
+    return f"{label}-{uuid.uuid4().hex[:8]}@lycee-test.fr"
 
 
-async def make_world(gateway: httpx.AsyncClient, mail_api: str, label: str) -> World:
-    email = unique_email(label)
+async def log_in(gateway: httpx.AsyncClient, email: str, password: str = PASSWORD) -> dict[str, str]:
+    created = await gateway.post("/api/v1/sessions", json={"email": email, "password": password})
+    assert created.status_code == 201, created.text
+    return {"Authorization": f"Bearer {created.json()['token']}"}
+
+
+async def sign_up(
+    gateway: httpx.AsyncClient,
+    label: str,
+    uai: str | None = None,
+    email: str | None = None,
+    *,
+    verified_with: str | None = None,
+) -> Manager:
+    """A new account and its manager, logged in; `verified_with` (the mail API) confirms the manager's address
+    with the mailed link first (only a verified manager invites people)."""
+    email = email or unique_email(label)
+    uai = uai or new_uai()
     body = {
         "institution_name": f"Lycée {label}",
         "institution_kind": "school",
-        "institution_identifier": new_uai(),
+        "institution_identifier": uai,
         "contact_name": "Camille Martin",
         "email": email,
         "password": PASSWORD,
@@ -46,14 +72,21 @@ async def make_world(gateway: httpx.AsyncClient, mail_api: str, label: str) -> W
     }
     created = await gateway.post("/api/v1/accounts", json=body)
     assert created.status_code == 201, created.text
-    account_id = created.json()["account_id"]
-    mail = await wait_for_mail(mail_api, email, subject_contains="Confirmez votre adresse")
-    [link] = [link for link in links_in(mail["text"]) if "/verify-email?" in link]
-    token = parse_qs(urlsplit(link).query)["token"][0]
-    assert (await gateway.post("/api/v1/accounts/verification", json={"token": token})).status_code == 200
-    opened = await gateway.post("/api/v1/sessions", json={"email": email, "password": PASSWORD})
-    assert opened.status_code == 201, opened.text
-    auth = {"Authorization": f"Bearer {opened.json()['token']}"}
+    if verified_with:
+        mail = await wait_for_mail(verified_with, email, subject_contains="Confirmez votre adresse")
+        token = link_path(mail, "verify-email").split("token=")[1]
+        assert (await gateway.post("/api/v1/accounts/verification", json={"token": token})).status_code == 200
+    return Manager(created.json()["account_id"], email, uai, await log_in(gateway, email))
+
+
+def link_path(mail: dict[str, str], page: str) -> str:
+    [link] = [link for link in links_in(mail["text"]) if f"/{page}?" in link]
+    return urlsplit(link).path + "?" + urlsplit(link).query
+
+
+async def make_world(gateway: httpx.AsyncClient, mail_api: str, label: str) -> World:
+    manager = await sign_up(gateway, label, verified_with=mail_api)
+    account_id, email, auth = manager.account_id, manager.email, manager.auth
     member_email = unique_email(f"{label}-member")
     members = f"/api/v1/accounts/{account_id}/members"
     added = await gateway.post(members, json={"members": [{"name": "Léa Petit", "email": member_email}]}, headers=auth)

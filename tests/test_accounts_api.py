@@ -2,73 +2,16 @@
 gateway -> accounts -> outbox -> Kafka -> notifier -> SMTP -> the mailed link -> the portal."""
 
 import uuid
-from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from identifiers import new_uai
-from mail import hidden_fields, links_in, wait_for_mail
+from api_world import MEMBER_PASSWORD, PASSWORD, link_path, log_in, sign_up, unique_email
+from mail import hidden_fields, wait_for_mail
 
 pytestmark = pytest.mark.infra
 
-PASSWORD = "violet tramway under nineteen lanterns"
-MEMBER_PASSWORD = "seven quiet herons over the canal"
 UTF8_BOM = b"\xef\xbb\xbf"
-
-
-@dataclass
-class Manager:
-    account_id: str
-    email: str
-    uai: str
-    auth: dict[str, str]
-
-
-def unique_email(label: str) -> str:
-    return f"{label}-{uuid.uuid4().hex[:8]}@lycee-test.fr"
-
-
-async def log_in(gateway: httpx.AsyncClient, email: str, password: str = PASSWORD) -> dict[str, str]:
-    created = await gateway.post("/api/v1/sessions", json={"email": email, "password": password})
-    assert created.status_code == 201, created.text
-    return {"Authorization": f"Bearer {created.json()['token']}"}
-
-
-async def sign_up(
-    gateway: httpx.AsyncClient,
-    label: str,
-    uai: str | None = None,
-    email: str | None = None,
-    *,
-    verified_with: str | None = None,
-) -> Manager:
-    """A new account and its manager, logged in; `verified_with` (the mail API) confirms the manager's address
-    with the mailed link first (only a verified manager invites people)."""
-    email = email or unique_email(label)
-    uai = uai or new_uai()
-    body = {
-        "institution_name": f"Lycée {label}",
-        "institution_kind": "school",
-        "institution_identifier": uai,
-        "contact_name": "Camille Martin",
-        "email": email,
-        "password": PASSWORD,
-        "language": "fr",
-    }
-    created = await gateway.post("/api/v1/accounts", json=body)
-    assert created.status_code == 201, created.text
-    if verified_with:
-        mail = await wait_for_mail(verified_with, email, subject_contains="Confirmez votre adresse")
-        token = link_path(mail, "verify-email").split("token=")[1]
-        assert (await gateway.post("/api/v1/accounts/verification", json={"token": token})).status_code == 200
-    return Manager(created.json()["account_id"], email, uai, await log_in(gateway, email))
-
-
-def link_path(mail: dict[str, str], page: str) -> str:
-    [link] = [link for link in links_in(mail["text"]) if f"/{page}?" in link]
-    return urlsplit(link).path + "?" + urlsplit(link).query
 
 
 def members_csv(tag: str) -> bytes:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_accounts_api import MEMBER_PASSWORD, Manager, link_path, log_in, sign_up, unique_email
 
+from api_world import MEMBER_PASSWORD, Manager, link_path, log_in, sign_up, unique_email
 from mail import hidden_fields, wait_for_mail
 from system import System
 

@@ -6,7 +6,8 @@ import re
 
 import httpx
 import pytest
-from test_accounts_api import PASSWORD, sign_up, unique_email
+
+from api_world import PASSWORD, sign_up, unique_email
 
 pytestmark = pytest.mark.infra
 

@@ -8,13 +8,13 @@ import asyncio
 import json
 import re
 import time
-import uuid
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from api_world import unique_email
 from contracts import TOPICS
 from contracts.secrets import is_sealed
 from identifiers import new_uai
@@ -25,10 +25,6 @@ pytestmark = pytest.mark.infra
 
 PASSWORD = "violet tramway under nineteen lanterns"
 NEW_PASSWORD = "seven copper herons over the loire"
-
-
-def unique_email(label: str) -> str:
-    return f"{label}-{uuid.uuid4().hex[:8]}@lycee-test.fr"
 
 
 async def mailed_token(mail_api: str, to: str, page: str, seen: set[str], timeout: float = 30) -> str:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_accounts_api import MEMBER_PASSWORD, PASSWORD, link_path, sign_up
 
+from api_world import MEMBER_PASSWORD, PASSWORD, link_path, sign_up
 from mail import hidden_fields, wait_for_mail
 
 pytestmark = pytest.mark.infra
