@@ -11,6 +11,9 @@ survive a restart), and an HTTP server on the same asyncio loop shows them:
 - ``DELETE /api/messages``     deletes every message;
 - ``GET /healthz``             ``{"status": "ok"}``.
 
+An address whose local part starts with ``bounce`` (``bounce-anything@example.fr``) is refused at RCPT TO with
+``550 5.1.1``, as a real server refuses an unknown mailbox: a way to see a failed delivery locally and in tests.
+
 Run: ``python deploy/local/mailcatcher.py --state-dir .run/dev --smtp-port 1025 --http-port 8025``
 (deploy/local/devstack.py starts it for you). ``to`` holds the SMTP envelope's recipients (Bcc included),
 or the To/Cc headers' addresses for an .eml dropped in the folder by hand.
@@ -194,9 +197,21 @@ class MailStore:
         return count
 
 
+BOUNCING = re.compile(r"^bounce[^@]*@", re.IGNORECASE)
+
+
 class _Handler:
     def __init__(self, store: MailStore) -> None:
         self.store = store
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        if BOUNCING.match(address):
+            return f"550 5.1.1 <{address}>: mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         content = envelope.original_content or b""

@@ -6,6 +6,7 @@ from email.utils import getaddresses, parseaddr
 
 import aiosmtplib
 
+from notifier.service import Undeliverable
 from notifier.settings import NotifierSettings
 
 # Python 3.11's header folding drops a space before some non-ASCII words when it wraps an encoded subject
@@ -22,6 +23,17 @@ class SmtpMailer:
         self.settings = settings
 
     async def send(self, message: EmailMessage) -> None:
+        """Raises `Undeliverable` when every recipient is refused with a permanent (5xx) reply; any other error
+        (connection, 4xx such as greylisting) is left for the delivery loop to try again."""
+        try:
+            await self._send(message)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            if all(500 <= refused.code < 600 for refused in exc.recipients):
+                replies = "; ".join(f"{refused.code} {refused.message}" for refused in exc.recipients)
+                raise Undeliverable(replies) from exc
+            raise
+
+    async def _send(self, message: EmailMessage) -> None:
         s = self.settings
         await aiosmtplib.send(
             to_wire(message),

@@ -16,6 +16,7 @@ from contracts.events.accounts import (
     VerificationLinkRequested,
 )
 from notifier import service as notifier
+from notifier.api import CONTROLLERS
 from notifier.handlers import SUPERSEDED_ACCOUNT_MAILS, account_handlers
 from notifier.mailer import SmtpMailer
 from notifier.settings import NotifierSettings
@@ -64,4 +65,4 @@ async def deliver_forever() -> None:
 
 
 service.run_in_background(deliver_forever)
-app = service.http_app([], title="Visiopass notifier (internal)")
+app = service.http_app(CONTROLLERS, title="Visiopass notifier (internal)")

@@ -39,4 +39,11 @@ deliveries = Table(
     CheckConstraint("status IN ('pending', 'sent', 'failed')", name="deliveries_status"),
     Index("deliveries_account", "account_id"),
     Index("deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+    Index("deliveries_created", "created_at"),  # the delivery log, newest first
+)
+# The delivery log's recipient filter: case-insensitive, exact or by prefix (text_pattern_ops serves LIKE 'x%').
+Index(
+    "deliveries_recipient",
+    func.lower(deliveries.c.recipient).label("recipient_lower"),
+    postgresql_ops={"recipient_lower": "text_pattern_ops"},
 )

@@ -60,7 +60,13 @@ def local_datetime(moment: datetime, language: str) -> str:
 
 
 class Mailer(Protocol):
-    async def send(self, message: EmailMessage) -> None: ...
+    async def send(self, message: EmailMessage) -> None:
+        """Send it, or raise: `Undeliverable` when no later attempt can succeed, anything else to try again."""
+
+
+class Undeliverable(Exception):
+    """The recipient's mail server refused the address for good (an SMTP 5xx reply to RCPT TO): the delivery
+    fails at once, since trying again an hour later gets the same answer."""
 
 
 async def plan(
@@ -160,7 +166,7 @@ async def send_due(
 async def _record_failure(session: AsyncSession, outbox: Outbox, row: Any, exc: Exception, max_attempts: int) -> None:
     attempts = row.attempts + 1
     error = f"{type(exc).__name__}: {exc}"[:1000]
-    gave_up = attempts >= max_attempts
+    gave_up = attempts >= max_attempts or isinstance(exc, Undeliverable)
     log.warning("delivery %s attempt %d failed: %s", row.id, attempts, error)
     await session.execute(
         update(deliveries)
