@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from accounts import access, errors, gdpr, me, members, recovery
+from accounts import access, api_tokens, errors, gdpr, me, members, recovery
 from accounts import service as accounts
 from accounts.credentials import Identity, login, open_session, session_identity
 from accounts.csv_import import MemberRow
@@ -90,12 +90,16 @@ async def test_the_old_address_undoes_a_change_it_did_not_make(db):
         await me.confirm_email_change(session, OUTBOX, requested["confirmation_token"], NOW)
         intruder = await login(session, "intruder@example.fr", PASSWORD, "192.0.2.9", NOW)
         intruder_session, _ = await open_session(session, intruder, "192.0.2.9", NOW)
+        intruders_token = await api_tokens.create_token(
+            session, await access.actor(session, user), account_id, "Sortie", "read_write", NOW
+        )
     [changed] = await events(db, "EmailChanged")
     assert changed["old_email"] == "camille@lycee.fr" and changed["revert_token"]
     later = NOW + timedelta(days=2)
     async with db.transaction() as session:
         assert await me.revert_email_change(session, OUTBOX, changed["revert_token"], later) == "camille@lycee.fr"
         assert await session_identity(session, intruder_session, later) is None, "every session ends"
+        assert await api_tokens.token_identity(session, intruders_token["token"], later) is None, "and every token"
     for email in ("intruder@example.fr", "camille@lycee.fr"):
         assert not isinstance(await log_in(db, email, PASSWORD), Identity), "the known password no longer works"
     with pytest.raises(errors.InvalidToken):
@@ -152,6 +156,29 @@ async def test_only_organisers_grant_the_organiser_role_and_one_remains(db):
         with pytest.raises(errors.LastOrganiser):
             await access.set_organiser(session, await access.actor(session, dora), dora, False)
         assert (await access.actor(session, dora)).is_organiser
+
+
+async def test_organisers_list_the_organisers_and_grant_the_role_by_address(db):
+    _, camille = await institution(db, "camille@lycee.fr")
+    _, dora = await institution(db, "dora@lycee-b.fr")
+    async with db.transaction() as session:
+        for refused in (
+            access.list_organisers(session, await access.actor(session, camille)),
+            access.grant_organiser_by_email(session, await access.actor(session, camille), "dora@lycee-b.fr"),
+            access.grant_organiser_by_email(session, await access.actor(session, camille), "nobody@lycee.fr"),
+        ):
+            with pytest.raises(errors.OrganisersOnly):  # before any lookup: no address is confirmed to a stranger
+                await refused
+        await access.set_organiser(session, None, camille, True)
+        organiser = await access.actor(session, camille)
+        assert await access.grant_organiser_by_email(session, organiser, "  Dora@Lycee-B.fr ") == dora
+        with pytest.raises(errors.NotFound):
+            await access.grant_organiser_by_email(session, organiser, "nobody@lycee.fr")
+        listed = await access.list_organisers(session, organiser)
+    assert {(row["user_id"], row["email"]) for row in listed} == {
+        (camille, "camille@lycee.fr"),
+        (dora, "dora@lycee-b.fr"),
+    }
 
 
 async def test_the_export_holds_the_account_and_its_people_without_secrets(db):

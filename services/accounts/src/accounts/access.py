@@ -77,6 +77,28 @@ async def home_account(session: AsyncSession, user_id: uuid.UUID) -> uuid.UUID:
     return institution or user_id
 
 
+async def list_organisers(session: AsyncSession, who: Actor) -> list[dict[str, Any]]:
+    """The organisers, by name (organisers only: who runs Visiopass is not for the institutions to know)."""
+    if not who.is_organiser:
+        raise OrganisersOnly
+    rows = await session.execute(
+        select(users.c.id, users.c.name, users.c.email).where(users.c.is_organiser).order_by(users.c.name, users.c.id)
+    )
+    return [{"user_id": row.id, "name": row.name, "email": row.email} for row in rows]
+
+
+async def grant_organiser_by_email(session: AsyncSession, who: Actor, email: str) -> uuid.UUID:
+    """Grant the role to the identity using `email` (what an organiser knows of a colleague). The caller's role
+    is checked before the address is looked up, so that nobody else learns which addresses have an identity."""
+    if not who.is_organiser:
+        raise OrganisersOnly
+    user_id = await session.scalar(select(users.c.id).where(func.lower(users.c.email) == email.strip().lower()))
+    if user_id is None:
+        raise NotFound
+    await set_organiser(session, who, user_id, True)
+    return user_id
+
+
 async def set_organiser(session: AsyncSession, who: Actor | None, user_id: uuid.UUID, organiser: bool) -> None:
     """Grant or revoke the organiser role; `who` None is the command line of whoever runs the service."""
     if who is not None and not who.is_organiser:

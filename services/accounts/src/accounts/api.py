@@ -14,7 +14,7 @@ from litestar.params import Parameter
 from pydantic import BaseModel, EmailStr, Field
 from sqlalchemy.exc import IntegrityError
 
-from accounts import access, credentials, gdpr, me, members, profile, recovery
+from accounts import access, api_tokens, credentials, gdpr, me, members, profile, recovery
 from accounts import service as accounts
 from accounts.csv_import import MemberRow, UnreadableFile, check_member, parse_members_csv, template_bytes
 from accounts.errors import AccountsError, Forbidden, InvalidField, NotFound, TooManyRequests
@@ -512,7 +512,7 @@ class MembersController(Controller):
                     limits=member_limits(service.settings),
                 )
             if data.role is not None:
-                member = await members.set_role(session, who, account_id, member_id, data.role)
+                member = await members.set_role(session, who, account_id, member_id, data.role, now())
             return member or await members.read_member(session, who, account_id, member_id)
 
     @delete("/{member_id:uuid}", status_code=204, summary="Remove a member from the account")
@@ -540,6 +540,83 @@ class MembersController(Controller):
         return Accepted()
 
 
+class NewApiToken(BaseModel):
+    name: Name = Field(description="what the token is for, to tell it apart (the rule of every name)")
+    scope: Literal["read", "read_write"] = Field(description="`read`: GET and HEAD only")
+    expires_in_days: int | None = Field(None, ge=1, le=366, description="none: until revoked")
+
+
+class ApiToken(BaseModel):
+    token_id: uuid.UUID
+    name: str
+    scope: Literal["read", "read_write"]
+    prefix: str = Field(description="the token's first characters, to recognise it; not a secret")
+    status: Literal["active", "expired", "revoked"]
+    created_by: uuid.UUID = Field(description="the manager it acts as")
+    created_at: datetime
+    last_used_at: datetime | None = Field(description="to the minute")
+    expires_at: datetime | None
+
+
+class CreatedApiToken(ApiToken):
+    token: str = Field(description="the token itself, shown this once: only its hash is kept")
+
+
+class ApiTokensController(Controller):
+    """An account's personal API tokens, for its managers (accounts.api_tokens)."""
+
+    path = "/internal/accounts/{account_id:uuid}/api-tokens"
+    tags = ["api tokens"]
+
+    @post("/", status_code=201, summary="Make a token acting as the manager on this account; answers it once")
+    async def create(
+        self, account_id: uuid.UUID, actor_id: ActorId, data: NewApiToken, service: Service
+    ) -> CreatedApiToken:
+        lifetime = None if data.expires_in_days is None else timedelta(days=data.expires_in_days)
+        async with service.db.transaction() as session:
+            who = await access.actor(session, actor_id)
+            made = await api_tokens.create_token(
+                session, who, account_id, data.name, data.scope, now(), lifetime=lifetime
+            )
+        return CreatedApiToken(**made)
+
+    @get("/", summary="The account's tokens that are not revoked, newest first (never the token)")
+    async def index(self, account_id: uuid.UUID, actor_id: ActorId, service: Service) -> list[ApiToken]:
+        async with service.db.transaction() as session:
+            who = await access.actor(session, actor_id)
+            return [ApiToken(**token) for token in await api_tokens.list_tokens(session, who, account_id, now())]
+
+    @delete("/{token_id:uuid}", status_code=204, summary="Revoke a token (any manager of the account)")
+    async def revoke(self, account_id: uuid.UUID, token_id: uuid.UUID, actor_id: ActorId, service: Service) -> None:
+        async with service.db.transaction() as session:
+            who = await access.actor(session, actor_id)
+            await api_tokens.revoke_token(session, who, account_id, token_id, now())
+
+
+class TokenIdentityResponse(IdentityResponse):
+    token_id: uuid.UUID
+    account_id: uuid.UUID = Field(description="the one account the token acts on (memberships names only it)")
+    scope: Literal["read", "read_write"]
+
+
+ApiTokenHeader = Annotated[
+    str, Parameter(header="X-Api-Token", max_length=200, description="the token, in a header: never in a URL")
+]
+
+
+class TokenIdentityController(Controller):
+    path = "/internal/api-tokens"
+    tags = ["api tokens"]
+
+    @get("/identity", summary="The identity a personal API token acts with, if it still works")
+    async def identity(self, token: ApiTokenHeader, service: Service) -> TokenIdentityResponse:
+        async with service.db.transaction() as session:
+            identity = await api_tokens.token_identity(session, token, now())
+        if identity is None:
+            raise NotFound
+        return TokenIdentityResponse(**vars(identity))
+
+
 class TemplateController(Controller):
     path = "/internal/member-import-template"
     tags = ["members"]
@@ -553,16 +630,37 @@ class TemplateController(Controller):
         )
 
 
+class Organiser(BaseModel):
+    user_id: uuid.UUID
+    name: str
+    email: str
+
+
+class NewOrganiser(BaseModel):
+    email: EmailInput
+
+
 class OrganisersController(Controller):
-    path = "/internal/organisers/{user_id:uuid}"
+    path = "/internal/organisers"
     tags = ["organisers"]
 
-    @put("/", status_code=204, summary="Make a user an organiser (organisers only)")
+    @get("/", summary="The organisers, by name (organisers only)")
+    async def index(self, actor_id: ActorId, service: Service) -> list[Organiser]:
+        async with service.db.transaction() as session:
+            listed = await access.list_organisers(session, await access.actor(session, actor_id))
+        return [Organiser(**row) for row in listed]
+
+    @post("/", status_code=204, summary="Make the identity using this address an organiser (organisers only)")
+    async def grant_by_email(self, actor_id: ActorId, data: NewOrganiser, service: Service) -> None:
+        async with service.db.transaction() as session:
+            await access.grant_organiser_by_email(session, await access.actor(session, actor_id), data.email)
+
+    @put("/{user_id:uuid}", status_code=204, summary="Make a user an organiser (organisers only)")
     async def grant(self, user_id: uuid.UUID, actor_id: ActorId, service: Service) -> None:
         async with service.db.transaction() as session:
             await access.set_organiser(session, await access.actor(session, actor_id), user_id, True)
 
-    @delete("/", status_code=204, summary="Take the organiser role away (organisers only; one must remain)")
+    @delete("/{user_id:uuid}", status_code=204, summary="Take the role away (organisers only; one must remain)")
     async def revoke(self, user_id: uuid.UUID, actor_id: ActorId, service: Service) -> None:
         async with service.db.transaction() as session:
             await access.set_organiser(session, await access.actor(session, actor_id), user_id, False)
@@ -577,5 +675,7 @@ CONTROLLERS = [
     MembersController,
     TemplateController,
     OrganisersController,
+    ApiTokensController,
+    TokenIdentityController,
 ]
 EXCEPTION_HANDLERS = {AccountsError: problem, IntegrityError: conflict}

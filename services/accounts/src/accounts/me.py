@@ -13,6 +13,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts.access import home_account
+from accounts.api_tokens import revoke_every_token_of
 from accounts.credentials import check_current_password, set_password
 from accounts.errors import EmailTaken, InvalidField, InvalidToken, NotFound, valid_name
 from accounts.models import sessions, users
@@ -154,6 +155,7 @@ async def revert_email_change(session: AsyncSession, outbox: Outbox, token: str,
         )
     ).one()
     await void_tokens(session, user_id, CHANGE_EMAIL, now)
+    await revoke_every_token_of(session, user_id, now, reason="email_change_reverted")
     await mail_reset_link(session, outbox, user, now)
     security_event("email_change_reverted", outcome="changed", user_id=user_id)
     return old_email

@@ -16,12 +16,13 @@ invitations and manager-triggered reset links an hour. All count in the one thro
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import case, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from accounts import api_tokens
 from accounts.access import Actor, managed_institution, readable_institution
 from accounts.credentials import JOINED, ThrottlePolicy, has_joined, set_password, spend
 from accounts.csv_import import MemberRow
@@ -479,7 +480,12 @@ async def _managers(session: AsyncSession, account_id: uuid.UUID) -> int:
 
 
 async def set_role(
-    session: AsyncSession, who: Actor, account_id: uuid.UUID, member_id: uuid.UUID, role: Role
+    session: AsyncSession,
+    who: Actor,
+    account_id: uuid.UUID,
+    member_id: uuid.UUID,
+    role: Role,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     await managed_institution(session, who, account_id)
     member = await _member_row(session, account_id, member_id)
@@ -490,6 +496,8 @@ async def set_role(
         .where(memberships.c.institution_id == account_id, memberships.c.user_id == member_id)
         .values(role=role)
     )
+    if role != "manager":  # the API tokens they made act as a manager: they end with the role
+        await api_tokens.revoke_tokens_of(session, who, account_id, member_id, now or datetime.now(UTC))
     if role != member.role:
         security_event(
             "role_changed",
@@ -512,6 +520,7 @@ async def remove_member(
     if _counts_as_last_manager(member) and await _managers(session, account_id) == 1:
         raise LastManager
     await _withdraw(session, account_id, member, now)
+    await api_tokens.revoke_tokens_of(session, who, account_id, member_id, now)
     security_event(
         "member_removed", outcome="removed", user_id=who.user_id, account_id=account_id, target_user_id=member_id
     )

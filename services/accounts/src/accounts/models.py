@@ -102,3 +102,21 @@ sessions = Table(
     Column("ended_at", DateTime(timezone=True)),
     Index("sessions_user", "user_id"),
 )
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Uuid, primary_key=True),  # also in the token itself: a token is found by its id, never by hash
+    Column("institution_id", Uuid, ForeignKey("institutions.id", ondelete="CASCADE"), nullable=False),
+    Column("created_by", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),  # acts as them
+    Column("name", String(200), nullable=False),
+    Column("scope", String(20), CheckConstraint("scope IN ('read', 'read_write')"), nullable=False),
+    Column("secret_hash", String(64), nullable=False),  # sha256 of the secret part, never the secret
+    Column("prefix", String(16), nullable=False),  # shown to tell tokens apart: "vpat_" and the id's first 8
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_used_at", DateTime(timezone=True)),  # to the minute (api_tokens.LAST_USE_EVERY)
+    Column("expires_at", DateTime(timezone=True)),  # NULL: until revoked
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("revoked_by", Uuid, ForeignKey("users.id", ondelete="SET NULL")),
+    Index("api_tokens_institution", "institution_id"),
+)
