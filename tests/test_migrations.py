@@ -13,7 +13,8 @@ from servicekit.migrations import alembic_config, upgrade
 
 pytestmark = pytest.mark.infra
 
-SERVICES_WITH_DATABASE = ["accounts", "billing", "catalogue", "enrollment", "notifier"]
+SERVICES_WITH_DATABASE = ["accounts", "billing", "catalogue", "enrollment", "notifier", "gateway"]
+WITHOUT_EVENTS = {"gateway"}  # its database holds what its replicas share, no outbox or inbox
 
 
 async def tables(db: Database) -> set[str]:
@@ -38,7 +39,7 @@ async def test_migrations_go_up_down_and_up_again(package, fresh_database):
     try:
         await upgrade(db, package)
         created = await tables(db)
-        assert {"outbox", "inbox"} <= created
+        assert created and (package in WITHOUT_EVENTS or {"outbox", "inbox"} <= created)
         await upgrade(db, package)  # a second start finds nothing to do
         async with db.engine.begin() as conn:
             await conn.run_sync(lambda sync: command.downgrade(alembic_config(package, sync), "base"))

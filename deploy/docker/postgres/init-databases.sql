@@ -8,3 +8,4 @@ CREATE DATABASE billing;
 CREATE DATABASE catalogue;
 CREATE DATABASE enrollment;
 CREATE DATABASE notifier;
+CREATE DATABASE gateway;

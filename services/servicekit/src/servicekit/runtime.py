@@ -96,11 +96,11 @@ class Service:
 
     async def start(self) -> None:
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-        await _until_ready("database", self.db.ping, deadline)
+        await until_ready("database", self.db.ping, deadline)
         if self.migrations_package:
             await migrations.upgrade(self.db, self.migrations_package)
         topics = [name for topic in TOPICS.values() for name in (topic.name, topic.dlq)]
-        await _until_ready(
+        await until_ready(
             "kafka",
             lambda: ensure_topics(
                 self.settings.kafka_bootstrap_servers,
@@ -110,7 +110,7 @@ class Service:
             ),
             deadline,
         )
-        await _until_ready("kafka broker", self.broker.start, deadline)
+        await until_ready("kafka broker", self.broker.start, deadline)
         if self.settings.relay_enabled:
             self._spawn(self.relay.run)
         for loop in self.background:
@@ -191,8 +191,9 @@ def build_http_app(
     metrics_route: bool = True,
     **options: Any,
 ) -> Litestar:
-    """`options`: more of Litestar's, e.g. an `openapi_config` of the service's own. `metrics_route=False`: no
-    `/metrics` on this app (the gateway's public port; it serves its registry on an internal listener)."""
+    """`options`: more of Litestar's, e.g. an `openapi_config` of the service's own; `middleware` there runs inside
+    the kit's own (correlation id, Allow, metrics). `metrics_route=False`: no `/metrics` on this app (the gateway's
+    public port; it serves its registry on an internal listener)."""
     metrics = prometheus_config(name)
     options.setdefault("request_class", CheckedRequest)  # JSON bodies checked before they are parsed
     # Litestar would replace the root logger's handlers and give its own logger a plain one (full exception
@@ -202,7 +203,7 @@ def build_http_app(
         route_handlers=[*route_handlers, *health_routes(checks, metrics=metrics_route)],
         dependencies=dependencies or {},
         lifespan=lifespan or [],
-        middleware=[correlation_middleware, allow_middleware, metrics.middleware],
+        middleware=[correlation_middleware, allow_middleware, metrics.middleware, *options.pop("middleware", ())],
         exception_handlers={Exception: problem_response, **(exception_handlers or {})},
         openapi_config=options.pop("openapi_config", None)
         or OpenAPIConfig(title=title or f"Visiopass {name}", version="1.0.0"),
@@ -214,7 +215,7 @@ def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
-async def _until_ready(what: str, attempt: Callable[[], Awaitable[Any]], deadline: float) -> None:
+async def until_ready(what: str, attempt: Callable[[], Awaitable[Any]], deadline: float) -> None:
     delay = 0.25
     while True:
         try:
