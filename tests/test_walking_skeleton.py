@@ -125,7 +125,7 @@ async def test_forgotten_password_through_the_portal_and_the_mail(system, stack)
         page = await gateway.get(urlsplit(link).path + "?" + urlsplit(link).query)
         weak = await gateway.post("/reset-password", data={**hidden_fields(page.text), "new_password": "password123"})
         assert weak.status_code == 400
-        assert 'id="error"' in weak.text
+        assert 'id="error-new_password"' in weak.text
         done = await gateway.post(
             "/reset-password", data={**hidden_fields(weak.text), "new_password": "seven copper herons over the loire"}
         )

@@ -67,10 +67,12 @@ def test_an_api_refusal_and_a_problem(client: TestClient[Any]) -> None:
 
 
 def test_a_page_and_a_page_that_failed(client: TestClient[Any]) -> None:
-    for path in ("/", "/forgot-password", "/reset-password?token=abc"):
+    for path in ("/", "/help", "/signup", "/login", "/forgot-password", "/reset-password?token=abc"):
         answer = client.get(path)
         assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/html"), path
         assert_secured(answer)
+        assert directives(answer.headers["content-security-policy"])["style-src"] == ["'self'"], "no inline style"
+        assert "<style" not in answer.text and " style=" not in answer.text, path
     refused = client.post("/forgot-password", data={"email": "a@example.org"})  # no CSRF token
     assert refused.status_code == 403
     assert_secured(refused)

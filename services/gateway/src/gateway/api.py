@@ -2,21 +2,23 @@
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
-from litestar.params import Parameter
 from pydantic import BaseModel, EmailStr, Field
 
-from gateway.openapi import BEARER, problems
+from gateway import pagination
+from gateway.idempotency import IDEMPOTENT
+from gateway.limits import RATE_LIMIT
+from gateway.openapi import BEARER, SESSION_OR_API_TOKEN, problems
 from gateway.sessions import Sessions
 from gateway.source import client_address
 from gateway.upstream import Upstream, relay
 from servicekit.http import ProblemError
-from servicekit.inputs import EmailInput, Name, Offset, Password, Token, text
+from servicekit.inputs import EmailInput, Name, Password, Token, text
 from servicekit.logs import security_event
 
 # Every text field is bounded by its column and free of control characters (servicekit.inputs).
@@ -69,7 +71,14 @@ class AccountsApi(Controller):
     path = "/api/v1/accounts"
     tags = ["accounts"]
 
-    @post("/", status_code=201, summary="Open an institution's account", responses=problems(409, 413, 429))
+    @post(
+        "/",
+        status_code=201,
+        summary="Open an institution's account",
+        responses=problems(409, 413, 429),
+        opt=RATE_LIMIT("mail"),
+        **IDEMPOTENT,
+    )
     async def sign_up(self, data: SignUp, request: Request[Any, Any, Any], accounts: Upstream) -> Response[Any]:
         body = data.model_dump(mode="json") | {"source": client_address(request)}  # sign-ups are limited per source
         return relay(await accounts.call("POST", "/internal/accounts/", body))
@@ -78,7 +87,7 @@ class AccountsApi(Controller):
         "/{account_id:uuid}/profile",
         summary="The institution's profile (its members and organisers)",
         responses=problems(401, 404),
-        security=BEARER,
+        security=SESSION_OR_API_TOKEN,
     )
     async def profile(self, account_id: uuid.UUID, identity: dict[str, Any], accounts: Upstream) -> Response[Any]:
         path = f"/internal/accounts/{account_id}/profile"
@@ -88,7 +97,7 @@ class AccountsApi(Controller):
         "/{account_id:uuid}/profile",
         summary="Edit the institution's profile (its managers)",
         responses=problems(401, 403, 404, 409, 413),
-        security=BEARER,
+        security=SESSION_OR_API_TOKEN,
     )
     async def edit_profile(
         self, account_id: uuid.UUID, data: ProfileChanges, identity: dict[str, Any], accounts: Upstream
@@ -101,6 +110,7 @@ class AccountsApi(Controller):
         "/verification/resend",
         status_code=202,
         summary="Mail a new verification link (same answer always)",
+        opt=RATE_LIMIT("mail"),
         responses=problems(413, 429),
     )
     async def resend(self, data: "ResetRequest", request: Request[Any, Any, Any], accounts: Upstream) -> Response[Any]:
@@ -120,7 +130,7 @@ class AccountsApi(Controller):
         "/{account_id:uuid}/export",
         summary="GDPR export: everything accounts holds on the account (its managers)",
         responses=problems(401, 403, 404),
-        security=BEARER,
+        security=SESSION_OR_API_TOKEN,
     )
     async def export(self, account_id: uuid.UUID, identity: dict[str, Any], accounts: Upstream) -> Response[Any]:
         response = relay(
@@ -134,6 +144,7 @@ class AccountsApi(Controller):
         "/{account_id:uuid}/closure",
         status_code=200,
         summary="Close the account and erase its personal data",
+        opt=RATE_LIMIT("login"),
         responses=problems(401, 403, 404, 409, 413, 429),
         security=BEARER,
     )
@@ -161,6 +172,7 @@ class PasswordResetsApi(Controller):
         "/",
         status_code=202,
         summary="Forgot password: mails a reset link if the account exists (same answer)",
+        opt=RATE_LIMIT("mail"),
         responses=problems(413, 429),
     )
     async def request_reset(
@@ -187,6 +199,7 @@ class SessionsApi(Controller):
         "/",
         status_code=201,
         summary="Log in: a session token for `Authorization: Bearer` (8 hours)",
+        opt=RATE_LIMIT("login"),
         responses=problems(401, 413, 429),
     )
     async def log_in(
@@ -205,7 +218,9 @@ class SessionsApi(Controller):
         token = sessions.issue(uuid.UUID(opened["session_id"]))
         return Response({"token": token, "expires_in": expires_in, "identity": opened["identity"]}, status_code=201)
 
-    @delete("/current", status_code=204, summary="Log out: end this session", responses=problems(401), security=BEARER)
+    @delete(
+        "/current", status_code=204, summary="Log out: end this session", responses=problems(401, 403), security=BEARER
+    )
     async def log_out(self, identity: dict[str, Any], accounts: Upstream) -> Response[None]:
         return relay(await accounts.call("DELETE", f"/internal/sessions/{identity['session_id']}"))
 
@@ -213,7 +228,7 @@ class SessionsApi(Controller):
         "/logout-everywhere",
         status_code=204,
         summary="End every session of the caller, on every device",
-        responses=problems(401),
+        responses=problems(401, 403),
         security=BEARER,
     )
     async def log_out_everywhere(self, identity: dict[str, Any], accounts: Upstream) -> None:
@@ -242,14 +257,18 @@ class MeApi(Controller):
     @get(
         "/",
         summary="Who the session belongs to: identity, language, verification state, roles per institution",
+        description="With an API token: its creator, its one account (as manager), `token_id` and `scope`.",
         responses=problems(401),
-        security=BEARER,
+        security=SESSION_OR_API_TOKEN,
     )
     async def me(self, identity: dict[str, Any]) -> dict[str, Any]:
         return {key: value for key, value in identity.items() if key != "session_id"}
 
     @patch(
-        "/", summary="Change one's name or the language of one's emails", responses=problems(401, 413), security=BEARER
+        "/",
+        summary="Change one's name or the language of one's emails",
+        responses=problems(401, 403, 413),
+        security=BEARER,
     )
     async def update(self, data: MeChanges, identity: dict[str, Any], accounts: Upstream) -> Response[Any]:
         path = f"/internal/users/{identity['user_id']}"
@@ -259,6 +278,7 @@ class MeApi(Controller):
         "/password",
         status_code=200,
         summary="Change one's password; the caller's other sessions end",
+        opt=RATE_LIMIT("login"),
         responses=problems(401, 403, 413, 429),
         security=BEARER,
     )
@@ -272,6 +292,7 @@ class MeApi(Controller):
         "/email-change",
         status_code=202,
         summary="Change one's email: mails a confirmation link to the new address",
+        opt=RATE_LIMIT("login"),
         responses=problems(401, 403, 409, 413, 429),
         security=BEARER,
     )
@@ -343,7 +364,7 @@ class MyInvitationsApi(Controller):
     @get(
         "/",
         summary="The institutions asking you to join, awaiting your answer",
-        responses=problems(401),
+        responses=problems(401, 403),
         security=BEARER,
     )
     async def pending(self, identity: dict[str, Any], accounts: Upstream) -> Response[Any]:
@@ -353,7 +374,7 @@ class MyInvitationsApi(Controller):
         "/{account_id:uuid}/acceptance",
         status_code=200,
         summary="Accept to join the institution",
-        responses=problems(401, 404),
+        responses=problems(401, 403, 404),
         security=BEARER,
     )
     async def accept(self, account_id: uuid.UUID, identity: dict[str, Any], accounts: Upstream) -> Response[Any]:
@@ -364,7 +385,7 @@ class MyInvitationsApi(Controller):
         "/{account_id:uuid}",
         status_code=204,
         summary="Decline to join the institution",
-        responses=problems(401, 404),
+        responses=problems(401, 403, 404),
         security=BEARER,
     )
     async def decline(self, account_id: uuid.UUID, identity: dict[str, Any], accounts: Upstream) -> Response[None]:
@@ -394,25 +415,31 @@ class MembersApi(Controller):
         "/",
         summary="The account's members (a page, by name) and their counts",
         responses=problems(401, 403, 404),
-        security=BEARER,
+        security=SESSION_OR_API_TOKEN,
     )
     async def page(
         self,
         account_id: uuid.UUID,
+        request: Request[Any, Any, Any],
         identity: dict[str, Any],
         accounts: Upstream,
-        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
-        offset: Offset = 0,
+        limit: pagination.Limit = pagination.DEFAULT_LIMIT,
+        offset: pagination.Offset = 0,
     ) -> Response[Any]:
         path = f"/internal/accounts/{account_id}/members?limit={limit}&offset={offset}"
-        return relay(await accounts.call("GET", path, actor=identity["user_id"]))
+        answer = await accounts.call("GET", path, actor=identity["user_id"])
+        if answer.status_code != 200:
+            return relay(answer)
+        members = answer.json()
+        return pagination.page(request, members, members["counts"]["total"], limit, offset)
 
     @post(
         "/",
         status_code=200,
         summary="Add one or several members; each is checked and problems reported",
+        **IDEMPOTENT,
         responses=problems(401, 403, 404, 409, 413, 429),
-        security=BEARER,
+        security=SESSION_OR_API_TOKEN,
     )
     async def add(
         self, account_id: uuid.UUID, data: NewMembers, identity: dict[str, Any], accounts: Upstream
@@ -424,11 +451,12 @@ class MembersApi(Controller):
         "/import",
         status_code=200,
         summary="Import members from a CSV file (5 MB at most)",
+        **IDEMPOTENT,
         description="The body is the file itself (`text/csv`), or a `multipart/form-data` form with the file in "
         "its `file` field. Rows with a problem are reported with their line and left out.",
         request_max_body_size=MAX_UPLOAD_BYTES + 64 * 1024,
         responses=problems(401, 403, 404, 409, 413, 429),
-        security=BEARER,
+        security=SESSION_OR_API_TOKEN,
     )
     async def import_csv(
         self, account_id: uuid.UUID, request: Request[Any, Any, Any], identity: dict[str, Any], accounts: Upstream
@@ -444,7 +472,7 @@ class MembersApi(Controller):
         "/{member_id:uuid}",
         summary="Correct a member's address (re-inviting them) or change their role",
         responses=problems(401, 403, 404, 409, 413, 429),
-        security=BEARER,
+        security=SESSION_OR_API_TOKEN,
     )
     async def change(
         self,
@@ -462,7 +490,7 @@ class MembersApi(Controller):
         status_code=204,
         summary="Remove a member from the account",
         responses=problems(401, 403, 404, 409),
-        security=BEARER,
+        security=SESSION_OR_API_TOKEN,
     )
     async def remove(
         self, account_id: uuid.UUID, member_id: uuid.UUID, identity: dict[str, Any], accounts: Upstream
@@ -474,8 +502,9 @@ class MembersApi(Controller):
         "/{member_id:uuid}/invitation",
         status_code=202,
         summary="Send the invitation again",
+        opt=RATE_LIMIT("mail"),
         responses=problems(401, 403, 404, 409, 429),
-        security=BEARER,
+        security=SESSION_OR_API_TOKEN,
     )
     async def reinvite(
         self, account_id: uuid.UUID, member_id: uuid.UUID, identity: dict[str, Any], accounts: Upstream
@@ -487,8 +516,9 @@ class MembersApi(Controller):
         "/{member_id:uuid}/password-reset",
         status_code=202,
         summary="Mail the member a password reset link",
+        opt=RATE_LIMIT("mail"),
         responses=problems(401, 403, 404, 409, 429),
-        security=BEARER,
+        security=SESSION_OR_API_TOKEN,
     )
     async def reset_password(
         self, account_id: uuid.UUID, member_id: uuid.UUID, identity: dict[str, Any], accounts: Upstream
@@ -551,12 +581,30 @@ class MemberImportTemplateApi(Controller):
         return relay(await accounts.call("GET", "/internal/member-import-template"), headers=["Content-Disposition"])
 
 
+class NewOrganiser(BaseModel):
+    email: EmailInput
+
+
 class OrganisersApi(Controller):
-    path = "/api/v1/organisers/{user_id:uuid}"
+    path = "/api/v1/organisers"
     tags = ["organisers"]
 
-    @put(
+    @get("/", summary="The organisers, by name (organisers only)", responses=problems(401, 403), security=BEARER)
+    async def index(self, identity: dict[str, Any], accounts: Upstream) -> Response[Any]:
+        return relay(await accounts.call("GET", "/internal/organisers", actor=identity["user_id"]))
+
+    @post(
         "/",
+        status_code=204,
+        summary="Make the identity using this address an organiser (organisers only)",
+        responses=problems(401, 403, 404, 413),
+        security=BEARER,
+    )
+    async def grant_by_email(self, data: NewOrganiser, identity: dict[str, Any], accounts: Upstream) -> Response[None]:
+        return relay(await accounts.call("POST", "/internal/organisers", data.model_dump(), actor=identity["user_id"]))
+
+    @put(
+        "/{user_id:uuid}",
         status_code=204,
         summary="Make a user an organiser (organisers only)",
         responses=problems(401, 403, 404),
@@ -566,7 +614,7 @@ class OrganisersApi(Controller):
         return relay(await accounts.call("PUT", f"/internal/organisers/{user_id}", actor=identity["user_id"]))
 
     @delete(
-        "/",
+        "/{user_id:uuid}",
         status_code=204,
         summary="Take the organiser role away (organisers only; one must remain)",
         responses=problems(401, 403, 404, 409),

@@ -5,8 +5,9 @@ as those Litestar gives before any route runs (404, 405, 400 problems), and adds
 
 - `Content-Security-Policy` (CSP): everything from the gateway's own origin only; scripts only from files
   (`script-src 'self'`, never `unsafe-inline` nor `unsafe-eval`: the Swagger UI page loads its start-up script
-  from `/schema/assets/swagger-init.js`); inline styles are allowed (the portal's layout has a `<style>` block);
-  `frame-ancestors 'none'`, `form-action 'self'`, `base-uri 'none'`, `object-src 'none'`;
+  from `/schema/assets/swagger-init.js`); styles only from files too (the portal's `static/portal.css`), except
+  on the Swagger UI pages under `/schema`, whose scripts set inline styles; `frame-ancestors 'none'`,
+  `form-action 'self'`, `base-uri 'none'`, `object-src 'none'`;
 - `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer` (mailed links carry tokens in the URL),
   `X-Frame-Options: DENY` (frame-ancestors for older browsers), `Cross-Origin-Opener-Policy: same-origin`;
 - `Cache-Control: no-store` on every `/api/` answer, and on every other answer that does not set its own
@@ -25,20 +26,26 @@ from prometheus_client import REGISTRY, start_http_server
 if TYPE_CHECKING:
     from litestar.types import BeforeMessageSendHookHandler, Message, Scope
 
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self' 'unsafe-inline'",
-        "img-src 'self' data:",
-        "font-src 'self'",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
+
+def _policy(style_src: str) -> str:
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            f"style-src {style_src}",
+            "img-src 'self' data:",
+            "font-src 'self'",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+CONTENT_SECURITY_POLICY = _policy("'self'")
+SWAGGER_CONTENT_SECURITY_POLICY = _policy("'self' 'unsafe-inline'")  # Swagger UI styles elements inline
 NO_STORE = "no-store"
 
 
@@ -59,7 +66,10 @@ def security_headers(hsts_seconds: int) -> "BeforeMessageSendHookHandler":
         headers = MutableScopeHeaders.from_message(message)
         for name, value in fixed.items():
             headers[name] = value
-        if scope.get("path", "").startswith("/api/") or "cache-control" not in headers:
+        path = scope.get("path", "")
+        if path == "/schema" or path.startswith("/schema/"):
+            headers["Content-Security-Policy"] = SWAGGER_CONTENT_SECURITY_POLICY
+        if path.startswith("/api/") or "cache-control" not in headers:
             headers["Cache-Control"] = NO_STORE
 
     return add_headers

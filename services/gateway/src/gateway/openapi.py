@@ -1,7 +1,8 @@
 """The public API's OpenAPI document and its page.
 
-- The bearer scheme (`BearerToken`: the session token of `POST /api/v1/sessions`) is declared once, and each
-  route that needs a session lists it (`security=BEARER`).
+- The bearer schemes are declared once: `BearerToken` (the session token of `POST /api/v1/sessions`), listed by
+  each route that needs a session (`security=BEARER`), and `ApiToken` (a personal API token), listed beside it
+  by the routes a token may call too (`security=SESSION_OR_API_TOKEN`, which also lets the token through).
 - Each route lists the problem answers (RFC 9457, `application/problem+json`, schema `ProblemDetails`) it can
   give with `responses=problems(...)`; every route can answer 400 (input refused at the edge), 502 and 503 (an
   internal service failed or did not answer).
@@ -19,12 +20,23 @@ from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, OpenAPI, OpenAPIResponse, SecurityScheme
 from pydantic import BaseModel, ConfigDict, Field
 
 BEARER_SCHEME = "BearerToken"
 BEARER: list[dict[str, list[str]]] = [{BEARER_SCHEME: []}]
-"""`security=` of the routes that need a session."""
+"""`security=` of the routes that need a person's session."""
+API_TOKEN_SCHEME = "ApiToken"  # noqa: S105 (a scheme's name)
+SESSION_OR_API_TOKEN: list[dict[str, list[str]]] = [{BEARER_SCHEME: []}, {API_TOKEN_SCHEME: []}]
+"""`security=` of the routes that a personal API token may call as well as a session: from this one mark the
+document says so and `gateway.sessions.api_identity` lets the token through. Any other route answers a token
+`403 session_required`."""
+
+
+def accepts_api_token(handler: Any) -> bool:
+    """Whether the route handler lists the API token scheme in its `security`."""
+    return any(API_TOKEN_SCHEME in requirement for requirement in handler.resolve_security())
+
 
 ASSETS_PATH = "/schema/assets"
 ASSETS: dict[str, str] = {
@@ -67,8 +79,10 @@ class ProblemDetails(BaseModel):
 
 PROBLEMS: dict[int, str] = {
     400: "Input refused: `code` says which rule, `field` which field",
-    401: "No valid session token (`unauthenticated`, `session_expired`), or wrong credentials at login",
-    403: "Not allowed to the caller (e.g. not a manager of the account, wrong password)",
+    401: "No valid session token (`unauthenticated`, `session_expired`) or API token (`token_invalid`), or "
+    "wrong credentials at login",
+    403: "Not allowed to the caller (e.g. not a manager of the account, wrong password); to an API token, "
+    "`session_required` (the route needs a person's session) or `token_scope` (a `read` token may only GET)",
     404: "Not found, or not visible to the caller",
     409: "In conflict with the current state (e.g. email taken, account closed, last manager)",
     413: "Request body too large",
@@ -91,6 +105,19 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
         )
         for status in sorted({*ALWAYS, *statuses})
     }
+
+
+def without_bodies_on_204(document: OpenAPI) -> OpenAPI:
+    """A 204 has no body (RFC 9110), but Litestar documents one (JSON `null`) for a route that returns
+    `Response[None]`, as those that relay a service's answer do: the document says no content instead, so that
+    clients and schema checks expect none."""
+    for item in (document.paths or {}).values():
+        for operation in (item.get, item.put, item.post, item.delete, item.patch):
+            if operation is not None and operation.responses and "204" in operation.responses:
+                answer = operation.responses["204"]
+                if isinstance(answer, OpenAPIResponse):
+                    answer.content = None
+    return document
 
 
 @get(f"{ASSETS_PATH}/{{name:str}}", include_in_schema=False, sync_to_thread=False)
@@ -134,14 +161,23 @@ def openapi_config(title: str) -> OpenAPIConfig:
         title=title,
         version="1.0.0",
         description="Refusals are problem details (RFC 9457, `application/problem+json`) with a stable `code`. "
-        "Routes marked with a lock need `Authorization: Bearer <token>`, the token of `POST /api/v1/sessions`.",
+        "Routes marked with a lock need `Authorization: Bearer <token>`, the token of `POST /api/v1/sessions`; "
+        "those that also list ApiToken take a personal API token (`vpat_...`) the same way.",
         components=Components(
             security_schemes={
                 BEARER_SCHEME: SecurityScheme(
                     type="http",
                     scheme="bearer",
                     description="The session token of `POST /api/v1/sessions` (valid 8 hours).",
-                )
+                ),
+                API_TOKEN_SCHEME: SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    bearer_format="vpat_<id>_<secret>",
+                    description="A personal API token (`POST /api/v1/accounts/{account_id}/api-tokens`, made by "
+                    "a manager): acts as that manager on that account only, until revoked or expired; a `read` "
+                    "token may only GET. Routes that list only BearerToken refuse it (403 `session_required`).",
+                ),
             }
         ),
         render_plugins=[swagger, JsonRenderPlugin()],

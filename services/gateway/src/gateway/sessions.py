@@ -5,9 +5,11 @@ accounts opened on login; the identity behind it is read from accounts and kept 
 `identity_cache_seconds` (gateway.identities), and forgotten at once after any change this gateway sends to
 accounts, so logging out (this session or everywhere), a password change, a removal and role changes take
 effect at once through this process and within that delay through any other. The public API takes it as
-`Authorization: Bearer`.
+`Authorization: Bearer`, as it takes a personal API token (`vpat_...`, made and kept by accounts) on the routes
+that allow one (`api_identity`).
 """
 
+import hashlib
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -16,6 +18,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from litestar import Request
 
 from gateway.identities import IdentityCache
+from gateway.openapi import accepts_api_token
 from gateway.source import client_address
 from gateway.upstream import Upstream
 from servicekit.http import ProblemError
@@ -43,8 +46,10 @@ class Sessions:
 
 async def current_identity(request: Request[Any, Any, Any], accounts: Upstream, sessions: Sessions) -> dict[str, Any]:
     """The caller's identity, from accounts (at most `identity_ttl` old), with its `session_id`; 401 without an
-    open session."""
+    open session. A personal API token (`vpat_...`) is taken instead where the route allows it (api_identity)."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.startswith(API_TOKEN_PREFIX):
+        return await api_identity(request, accounts, sessions, token)
     session_id = sessions.read(token) if scheme.lower() == "bearer" and token else None
     if session_id is None:
         if token:  # a token was presented, but forged, damaged or too old: not merely a missing header
@@ -62,6 +67,60 @@ async def current_identity(request: Request[Any, Any, Any], accounts: Upstream, 
 async def read_identity(accounts: Upstream, session_id: uuid.UUID) -> dict[str, Any] | None:
     """The identity behind an open session, None when it has ended (for good: a session never reopens)."""
     response = await accounts.call("GET", f"/internal/sessions/{session_id}")
+    if response.status_code >= 500:
+        raise ProblemError(502, "upstream_error", "Service error", "An internal service failed; try again later.")
+    if response.status_code != 200:
+        return None
+    identity: dict[str, Any] = response.json()
+    return identity
+
+
+API_TOKEN_PREFIX = "vpat_"  # noqa: S105 (the tokens' mark, not one)
+
+
+async def api_identity(
+    request: Request[Any, Any, Any], accounts: Upstream, sessions: Sessions, token: str
+) -> dict[str, Any]:
+    """The identity a personal API token acts with (its creator, as manager of its one account), kept like a
+    session's. It is kept under the token's hash, not its id alone: a wrong secret with a right id must not be
+    answered from what the right secret read. Then what a token may do, decided here for every route:
+    - only routes marked `security=SESSION_OR_API_TOKEN` (gateway.openapi) take one; any other answers 403
+      `session_required` (tokens, passwords, addresses, logging out, closing, organisers need a person);
+    - only on its own account: another `account_id` in the path is 404, as for anyone not of that account;
+    - a `read` token only reads (GET, HEAD): 403 `token_scope` otherwise."""
+    key = ("api_token", hashlib.sha256(token.encode()).digest())
+    identity = await sessions.identities.get(key, lambda: read_token_identity(accounts, token))
+    where = {"source": client_address(request), "path": request.url.path}
+    if identity is None:
+        security_event("api_token_refused", outcome="invalid", **where)
+        raise ProblemError(
+            401,
+            "token_invalid",
+            "Invalid API token",
+            "This API token is unknown, revoked or expired, or no longer acts for a manager of its account.",
+        )
+    who = {"user_id": identity["user_id"], "credential_id": identity["token_id"], **where}
+    if not accepts_api_token(request.route_handler):
+        security_event("api_token_refused", outcome="session_required", **who)
+        raise ProblemError(
+            403, "session_required", "A person's session is required", "An API token cannot do this: log in."
+        )
+    account_id = request.path_params.get("account_id")
+    if account_id is not None and str(account_id) != identity["account_id"]:
+        security_event("access_denied", outcome="not_found", account_id=account_id, **who)
+        raise ProblemError(404, "not_found", "Not found")
+    if identity["scope"] == "read" and request.method not in ("GET", "HEAD"):
+        security_event("api_token_refused", outcome="token_scope", account_id=account_id, **who)
+        raise ProblemError(
+            403, "token_scope", "Read-only API token", "This token may only read: use a read_write token to change."
+        )
+    return identity
+
+
+async def read_token_identity(accounts: Upstream, token: str) -> dict[str, Any] | None:
+    """The identity behind a personal API token, None when it does not work. The token goes in a header, never
+    in the URL (which access logs keep); a GET, so that reading it does not clear the identity cache."""
+    response = await accounts.call("GET", "/internal/api-tokens/identity", headers={"X-Api-Token": token})
     if response.status_code >= 500:
         raise ProblemError(502, "upstream_error", "Service error", "An internal service failed; try again later.")
     if response.status_code != 200:

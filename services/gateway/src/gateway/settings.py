@@ -1,8 +1,9 @@
 from typing import Annotated
 
-from pydantic import SecretStr, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from gateway.limits import Rate
 from gateway.source import Network, parse_networks
 
 
@@ -14,6 +15,10 @@ class GatewaySettings(BaseSettings):
     http_port: int = 8000
     log_level: str = "INFO"
     accounts_url: str = "http://127.0.0.1:8101"
+    # The delivery log (back-office, "Mon compte"); not part of the gateway's readiness: it serves without it.
+    notifier_url: str = "http://127.0.0.1:8105"
+    # How long "Mon compte" waits for each of its parts (gateway.dashboard) before showing it unavailable.
+    dashboard_timeout_seconds: float = 1.5
     internal_token: SecretStr | None = None
     upstream_timeout_seconds: float = 10.0
     # How long an identity read from accounts is kept (gateway.identities): a change to a session or its user made
@@ -24,10 +29,29 @@ class GatewaySettings(BaseSettings):
     # The Prometheus metrics are served there, not on the public port; 0 serves none.
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 8100
+    # The portal's cookies (web session, CSRF, language) are Secure: set it when the gateway is reached over TLS.
+    cookie_secure: bool = False
+    # The support line shown in the portal's footer and help: a phone number, the days ("mon-fri") and the
+    # opening hours ("08:30-12:00,13:30-17:00"), Europe/Paris time unless `timezone` says otherwise.
+    support_phone: str = "01 84 80 00 00"
+    support_days: str = "mon-fri"
+    support_hours: str = "08:30-12:00,13:30-17:00"
+    timezone: str = "Europe/Paris"  # dates and times shown in the portal
     secret_key: SecretStr | None = None  # signs CSRF tokens; a random one per process when unset (local only)
     # Proxies whose X-Forwarded-For is believed (comma-separated IPs or CIDR networks, e.g.
     # "10.0.0.0/8,192.0.2.7"); none by default: the client's address is the TCP peer's (gateway.source).
     trusted_proxies: Annotated[tuple[Network, ...], NoDecode] = ()
+    # The gateway's own database (gateway.store): rate-limit counters and idempotency keys its replicas share.
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5433/gateway"
+    database_pool_size: int = 10
+    # Rate limits per client and route class (gateway.limits, docs/api.md), each "count/seconds".
+    rate_limit_login: Annotated[Rate, NoDecode, BeforeValidator(Rate.parse)] = Rate(10, 60)
+    rate_limit_mail: Annotated[Rate, NoDecode, BeforeValidator(Rate.parse)] = Rate(5, 60)
+    rate_limit_write: Annotated[Rate, NoDecode, BeforeValidator(Rate.parse)] = Rate(120, 60)
+    rate_limit_read: Annotated[Rate, NoDecode, BeforeValidator(Rate.parse)] = Rate(1200, 60)
+    # How often each replica adds its read and write counts to the shared ones (the limit's overshoot across
+    # replicas is what the others admit in this time).
+    rate_limit_flush_seconds: float = Field(0.15, gt=0, le=5)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

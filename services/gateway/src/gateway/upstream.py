@@ -42,10 +42,12 @@ class Upstream:
         actor: str | None = None,
         content: bytes | None = None,
         content_type: str = "application/octet-stream",
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         """`actor`: the authenticated user the call is made for (internal APIs authorise on it). `content`: a
-        raw body (of `content_type`) to send instead of `json`."""
-        headers = {context.CORRELATION_HEADER: context.current_correlation_id()}
+        raw body (of `content_type`) to send instead of `json`. `headers`: more headers, e.g. a credential that
+        must not appear in a URL."""
+        headers = {**(headers or {}), context.CORRELATION_HEADER: context.current_correlation_id()}
         if (address := context.client_address.get()) is not None:  # for the services' security events
             headers[context.CLIENT_ADDRESS_HEADER] = address
         if actor is not None:
