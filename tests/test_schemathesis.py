@@ -1,6 +1,7 @@
-"""Schemathesis against the running gateway finds no 5xx: every operation of its OpenAPI document, with a real
-bearer token, and real account, member and user ids in the path most of the time (random ones otherwise), a
-bounded number of examples each, within a time budget.
+"""Schemathesis against the running gateway finds no 5xx, and no answer that its OpenAPI document does not declare
+(status, content type, body): every operation of the document, with a real bearer token, and real account,
+member and user ids in the path most of the time (random ones otherwise), a bounded number of examples each,
+within a time budget.
 
 Requests come from a loopback address of their own (127.0.0.66), so that the login attempts they make are
 counted against that source and never throttle the other tests, which come from 127.0.0.1."""
@@ -16,7 +17,12 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from requests.adapters import HTTPAdapter
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from api_world import World, make_world
 
@@ -25,6 +31,8 @@ pytestmark = pytest.mark.infra
 EXAMPLES_PER_OPERATION = 30
 BUDGET_SECONDS = 200
 SOURCE = "127.0.0.66"
+# Every answer is checked: no 5xx, and its status, content type and body are those the document declares.
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 # They take no input and would end the session the other operations use; other tests cover them.
 SPARED = {("DELETE", "/api/v1/sessions/current"), ("POST", "/api/v1/sessions/logout-everywhere")}
 
@@ -73,12 +81,12 @@ def fuzz(base_url: str, world: World, deadline: float) -> tuple[list[str], list[
                 if value is not None and case.path_parameters and name in case.path_parameters:
                     case.path_parameters[name] = value
             response = case.call(base_url=base_url, session=session, headers=world.auth, timeout=30)
-            case.validate_response(response, checks=[not_a_server_error])
+            case.validate_response(response, checks=CHECKS)
 
         tested.append(label)
         try:
             check()
-        except Exception as exc:
+        except (Exception, BaseExceptionGroup) as exc:  # schemathesis reports a group of failures
             failures.append(f"{label}: {exc}")
     return tested, failures
 

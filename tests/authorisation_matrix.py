@@ -1,0 +1,731 @@
+"""The authorisation matrix: for every route of the gateway (method and path template, exactly as the gateway's route
+table writes them), the answer each of five callers must get. `tests/test_authorisation_matrix.py` walks the
+route table and fails on a route without an entry here, on an entry without a route, and on every answer that
+differs from its entry.
+
+The callers (`CALLERS`): `anonymous` (no session), `member_a` (a member of institution A), `manager_a` (A's
+manager), `manager_b` (the manager of another institution, B) and `organiser` (the back-office; a manager of an
+institution of their own, never of A). API calls carry the caller's session as `Authorization: Bearer`, page
+calls as the portal's session cookie; every form post carries a valid CSRF token.
+
+Each caller sends a *valid* request (real ids, a body the route accepts, a live mailed token...): a refusal
+for bad input would hide a missing authorisation check. A call that changes or destroys something gets a fresh
+target of its own (`Call` built by the entry's `call`), so that one caller's call never spoils the next.
+
+Adding a route: add one line to `ENTRIES`.
+- A JSON API route: `api("GET", "/api/v1/accounts/{account_id:uuid}/things", **READ)` — the presets say the
+  usual answers (`READ`: the account's people and organisers; `EDIT`/`MANAGE`: its managers only, members and
+  organisers 403, others 404; `ORGANISERS`: organisers only; `SELF`: any signed-in person, about themself).
+  Give `call=` a function `(scene, caller) -> Call` when the default (A's account id, A's member, no body) is
+  not a valid request, and `after=N` when a wrong answer (a missing check) would spoil the other calls: it then
+  runs in round N, after every call of the rounds before (1: may close A; 2: changes the callers' passwords,
+  ending their other sessions; 3: ends every session of the callers).
+- A page: `page("GET", "/account/members", anonymous=303, member_a=200, ...)`, or `public_page(path)` for a
+  page everyone sees, `signed_in_page(path)` for one that any signed-in person sees (the anonymous are sent
+  to the login page: 303). A form: `page("POST", path, ..., call=...)` with `Call(form={...})`.
+- Anything the same for everyone (health, schema, assets): `everyone(method, path, status, call=...)`.
+Expected answers are what the design says (docs/accounts.md, "Who may do what"), not what the code happens to
+do: if a route answers otherwise, fix the route, or mark the entry with `bug=` and say so.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from api_world import MEMBER_PASSWORD, PASSWORD, grant_organiser, link_path, unique_email
+from identifiers import new_uai
+from mail import wait_for_mail
+
+CALLERS = ("anonymous", "member_a", "manager_a", "manager_b", "organiser")
+SESSION_COOKIE = "vp_session"  # gateway.web: the portal's session cookie holds the same token as the API's bearer
+CSRF_COOKIE = "csrftoken"  # Litestar's CSRF middleware: cookie, and the header that may carry the same token
+CSRF_HEADER = "x-csrftoken"
+NEW_PASSWORD = "copper violins hum beneath frozen rivers"
+# Each caller (and the scene's own set-up) calls from a loopback address of its own: per-source limits
+# (resets, sign-ups, logins) then count this test's calls apart from every other test's.
+SOURCES = {name: f"127.0.0.{80 + i}" for i, name in enumerate(("setup", *CALLERS))}
+
+# The usual answers, by who may act on account A (accounts.access; docs/accounts.md "Who may do what").
+READ = {"anonymous": 401, "member_a": 200, "manager_a": 200, "manager_b": 404, "organiser": 200}
+EDIT = {"anonymous": 401, "member_a": 403, "manager_a": 200, "manager_b": 404, "organiser": 403}
+MANAGE = EDIT  # the account's people: managers only
+LIST = {"anonymous": 401, "member_a": 403, "manager_a": 200, "manager_b": 404, "organiser": 200}
+ORGANISERS = {"anonymous": 401, "member_a": 403, "manager_a": 403, "manager_b": 403, "organiser": 200}
+# "Mon compte" pages act on the institution the caller looks at (their own): a member may not edit it, and a form
+# that worked redirects (303), as does the anonymous caller's, to the login page; a new API token's page is 200.
+PAGE_EDIT = {"anonymous": 303, "member_a": 403, "manager_a": 303, "manager_b": 303, "organiser": 303}
+PAGE_MANAGE = {"anonymous": 303, "member_a": 403, "manager_a": 200, "manager_b": 200, "organiser": 200}
+# A form on one of A's people (its member id in the path): someone looking at another institution finds nothing.
+A_MEMBER_PAGE = {"anonymous": 303, "member_a": 403, "manager_a": 303, "manager_b": 404, "organiser": 404}
+BACK_OFFICE_PAGE = {"anonymous": 303, "member_a": 404, "manager_a": 404, "manager_b": 404}
+
+
+def ok(expected: Mapping[str, int], status: int) -> dict[str, int]:
+    """A preset with the status of success (e.g. 202, 204) in place of 200."""
+    return {caller: status if answer == 200 else answer for caller, answer in expected.items()}
+
+
+def SELF(status: int = 200, anonymous: int = 401) -> dict[str, int]:
+    """Any signed-in person, about themself."""
+    return {caller: anonymous if caller == "anonymous" else status for caller in CALLERS}
+
+
+@dataclass
+class Person:
+    email: str
+    password: str
+    user_id: str
+    account_id: str  # the institution they signed up, or were first invited to
+    token: str  # their session's token
+
+
+@dataclass
+class Call:
+    """One request, as the entry builds it for one caller."""
+
+    values: dict[str, str] = field(default_factory=dict)  # path parameters, by name
+    json: Any = None
+    content: bytes | None = None
+    content_type: str | None = None
+    form: dict[str, str] | None = None
+    query: dict[str, str] | None = None
+    token: str | None = None  # a session standing in for the caller's own (same role), when the call ends it
+    anonymous: bool = False  # send no session at all
+
+
+@dataclass
+class Scene:
+    """Institutions A and B and the five callers, plus two verified managers of set-up accounts (`host`,
+    `host2`) who invite people for the calls that need a mailed token or a pending request."""
+
+    url: str
+    mail_api: str
+    system: Any
+    people: dict[str, Person]  # every caller but the anonymous
+    account_a: str
+    account_b: str
+    invited_a: str  # a member of A who has not accepted yet (sending the invitation again, role changes)
+    host: Person
+    host2: Person
+
+    def client(self, source: str = "setup") -> httpx.AsyncClient:
+        transport = httpx.AsyncHTTPTransport(local_address=SOURCES[source])
+        return httpx.AsyncClient(base_url=self.url, transport=transport, timeout=60)
+
+    def values(self) -> dict[str, str]:
+        """The default path values: A's account, A's member (the caller `member_a`), an organiser."""
+        return {
+            "account_id": self.account_a,
+            "member_id": self.people["member_a"].user_id,
+            "user_id": self.people["organiser"].user_id,
+        }
+
+    # --- people and mailed tokens, made fresh for one call --------------------------------------------------
+
+    async def sign_up(self, label: str, *, verified: bool = False, email: str | None = None) -> Person:
+        email = email or unique_email(label)
+        async with self.client() as gateway:
+            body = {
+                "institution_name": f"Lycée {label}",
+                "institution_kind": "school",
+                "institution_identifier": new_uai(),
+                "contact_name": "Camille Martin",
+                "email": email,
+                "password": PASSWORD,
+                "language": "fr",
+            }
+            created = await gateway.post("/api/v1/accounts", json=body)
+            assert created.status_code == 201, created.text
+            if verified:
+                token = await self.mailed_token(email, "Confirmez votre adresse", "verify-email")
+                verified_answer = await gateway.post("/api/v1/accounts/verification", json={"token": token})
+                assert verified_answer.status_code == 200, verified_answer.text
+            return await self.log_in(email, PASSWORD, created.json()["account_id"])
+
+    async def log_in(self, email: str, password: str, account_id: str) -> Person:
+        async with self.client() as gateway:
+            opened = await gateway.post("/api/v1/sessions", json={"email": email, "password": password})
+            assert opened.status_code == 201, opened.text
+            session = opened.json()
+            return Person(email, password, session["identity"]["user_id"], account_id, session["token"])
+
+    async def mailed_token(self, to: str, subject: str, page: str) -> str:
+        mail = await wait_for_mail(self.mail_api, to, subject_contains=subject)
+        return link_path(mail, page).split("token=", 1)[1]
+
+    async def invite(self, host: Person, email: str) -> None:
+        async with self.client() as gateway:
+            added = await gateway.post(
+                f"/api/v1/accounts/{host.account_id}/members",
+                json={"members": [{"name": "Léa Petit", "email": email}]},
+                headers=bearer(host.token),
+            )
+            assert added.status_code == 200 and added.json()["rejected"] == [], added.text
+
+    async def member_of_a(self, label: str) -> str:
+        """A new invited member of A, for one call that changes or removes them: their member id."""
+        email = unique_email(label)
+        manager = self.people["manager_a"]
+        await self.invite(manager, email)
+        async with self.client() as gateway:
+            listed = await gateway.get(
+                f"/api/v1/accounts/{self.account_a}/members", params={"limit": 1000}, headers=bearer(manager.token)
+            )
+        [member_id] = [m["member_id"] for m in listed.json()["members"] if m["email"] == email]
+        return str(member_id)
+
+    async def verification_token(self) -> str:
+        email = unique_email("verify")
+        await self.sign_up("verify", email=email)
+        return await self.mailed_token(email, "Confirmez votre adresse", "verify-email")
+
+    async def reset_token(self) -> str:
+        person = await self.sign_up("reset")
+        async with self.client() as gateway:
+            asked = await gateway.post("/api/v1/password-resets", json={"email": person.email})
+            assert asked.status_code == 202, asked.text
+        return await self.mailed_token(person.email, "Réinitialisez", "reset-password")
+
+    async def invitation_token(self) -> str:
+        email = unique_email("invited")
+        await self.invite(self.host, email)
+        return await self.mailed_token(email, "vous invite", "accept-invitation")
+
+    async def join_token(self) -> str:
+        person = await self.sign_up("joiner")
+        await self.invite(self.host, person.email)
+        return await self.mailed_token(person.email, "Invitation à rejoindre", "join")
+
+    async def email_change(self) -> tuple[Person, str, str]:
+        """(the person, their new address, the token that confirms it)."""
+        person = await self.sign_up("mover")
+        new_email = unique_email("moved")
+        async with self.client() as gateway:
+            asked = await gateway.post(
+                "/api/v1/me/email-change",
+                json={"password": person.password, "new_email": new_email},
+                headers=bearer(person.token),
+            )
+            assert asked.status_code == 202, asked.text
+        return person, new_email, await self.mailed_token(new_email, "nouvelle adresse", "confirm-email")
+
+    async def email_change_token(self) -> str:
+        return (await self.email_change())[2]
+
+    async def reversal_token(self) -> str:
+        person, _, token = await self.email_change()
+        async with self.client() as gateway:
+            confirmed = await gateway.post("/api/v1/email-changes/confirmation", json={"token": token})
+            assert confirmed.status_code == 200, confirmed.text
+        return await self.mailed_token(person.email, "a été modifiée", "revert-email")
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+Build = Callable[[Scene, str], Awaitable[Call]]
+
+
+async def default_call(scene: Scene, caller: str) -> Call:
+    return Call(scene.values())
+
+
+@dataclass(frozen=True)
+class Entry:
+    method: str
+    path: str  # the route's template, as the gateway's route table writes it
+    expected: Mapping[str, int]
+    call: Build = default_call
+    after: int = 0  # 0, or the later round it runs in: calls that could spoil the others' run after them
+    bug: str | None = None  # a known wrong answer, reported rather than encoded
+
+    def __post_init__(self) -> None:
+        assert set(self.expected) == set(CALLERS), f"{self.method} {self.path}: every caller needs an answer"
+
+
+def api(method: str, path: str, expected: Mapping[str, int], call: Build = default_call, after: int = 0) -> Entry:
+    return Entry(method, path, dict(expected), call, after)
+
+
+def everyone(method: str, path: str, status: int = 200, call: Build = default_call) -> Entry:
+    return Entry(method, path, dict.fromkeys(CALLERS, status), call)
+
+
+def page(method: str, path: str, call: Build = default_call, **expected: int) -> Entry:
+    return Entry(method, path, expected, call)
+
+
+def public_page(path: str, method: str = "GET", call: Build = default_call) -> Entry:
+    return everyone(method, path, 200, call)
+
+
+def signed_in_page(path: str, method: str = "GET", call: Build = default_call, status: int = 200) -> Entry:
+    return Entry(method, path, SELF(status, anonymous=303), call)
+
+
+# --- the valid request of each route that needs more than the default ------------------------------------------
+
+
+def body(build: Callable[[Scene, str], Awaitable[Any]]) -> Build:
+    """A JSON body built for one call (default path values)."""
+
+    async def call(scene: Scene, caller: str) -> Call:
+        return Call(scene.values(), json=await build(scene, caller))
+
+    return call
+
+
+def form(build: Callable[[Scene, str], Awaitable[dict[str, str]]]) -> Build:
+    async def call(scene: Scene, caller: str) -> Call:
+        return Call(scene.values(), form=await build(scene, caller))
+
+    return call
+
+
+def fixed(**json: Any) -> Build:
+    async def call(scene: Scene, caller: str) -> Call:
+        return Call(scene.values(), json=json)
+
+    return call
+
+
+async def sign_up_body(scene: Scene, caller: str) -> dict[str, Any]:
+    return {
+        "institution_name": f"Lycée {caller}",
+        "institution_kind": "school",
+        "institution_identifier": new_uai(),
+        "contact_name": "Camille Martin",
+        "email": unique_email(caller),
+        "password": PASSWORD,
+    }
+
+
+async def a_new_email(scene: Scene, caller: str) -> dict[str, str]:
+    return {"email": unique_email(caller)}
+
+
+async def host_credentials(scene: Scene, caller: str) -> dict[str, str]:
+    return {"email": scene.host.email, "password": PASSWORD}
+
+
+async def verification(scene: Scene, caller: str) -> dict[str, str]:
+    return {"token": await scene.verification_token()}
+
+
+async def reset(scene: Scene, caller: str) -> dict[str, str]:
+    return {"token": await scene.reset_token(), "new_password": NEW_PASSWORD}
+
+
+async def invitation(scene: Scene, caller: str) -> dict[str, str]:
+    return {"token": await scene.invitation_token(), "new_password": NEW_PASSWORD}
+
+
+async def join(scene: Scene, caller: str) -> dict[str, str]:
+    return {"token": await scene.join_token()}
+
+
+async def email_confirmation(scene: Scene, caller: str) -> dict[str, str]:
+    return {"token": await scene.email_change_token()}
+
+
+async def email_reversal(scene: Scene, caller: str) -> dict[str, str]:
+    return {"token": await scene.reversal_token()}
+
+
+async def own_password(scene: Scene, caller: str) -> dict[str, str]:
+    return {"password": scene.people[caller].password if caller != "anonymous" else PASSWORD}
+
+
+async def password_change(scene: Scene, caller: str) -> dict[str, str]:
+    return {"current_password": (await own_password(scene, caller))["password"], "new_password": NEW_PASSWORD}
+
+
+async def email_change(scene: Scene, caller: str) -> dict[str, str]:
+    return {**await own_password(scene, caller), "new_email": unique_email(f"{caller}-new")}
+
+
+async def new_members(scene: Scene, caller: str) -> dict[str, Any]:
+    return {"members": [{"name": "Léa Petit", "email": unique_email(f"{caller}-added")}]}
+
+
+async def csv_import(scene: Scene, caller: str) -> Call:
+    rows = f"Prénom;Nom;E-mail\r\nLéa;Petit;{unique_email(f'{caller}-imported')}\r\n"
+    return Call(scene.values(), content=rows.encode(), content_type="text/csv")
+
+
+async def new_member_form(scene: Scene, caller: str) -> dict[str, str]:
+    return {"name": "Léa Petit", "email": unique_email(f"{caller}-page-added")}
+
+
+async def several_members_form(scene: Scene, caller: str) -> dict[str, str]:
+    return {"people": f"Léa Petit ; {unique_email(f'{caller}-page-batch')}"}
+
+
+async def page_csv_import(scene: Scene, caller: str) -> Call:
+    """The import form as a browser sends it: multipart, the file in its `file` field."""
+    rows = f"Prénom;Nom;E-mail\r\nLéa;Petit;{unique_email(f'{caller}-page-imported')}\r\n"
+    boundary = "visiopass-matrix"
+    part = 'Content-Disposition: form-data; name="file"; filename="membres.csv"\r\nContent-Type: text/csv\r\n\r\n'
+    content = f"--{boundary}\r\n{part}{rows}\r\n--{boundary}--\r\n".encode()
+    return Call(scene.values(), content=content, content_type=f"multipart/form-data; boundary={boundary}")
+
+
+async def page_correction(scene: Scene, caller: str) -> Call:
+    member_id = await scene.member_of_a(f"{caller}-page-misspelt")
+    return Call(scene.values() | {"member_id": member_id}, form={"email": unique_email(f"{caller}-page-corrected")})
+
+
+async def page_role_of_invited(scene: Scene, caller: str) -> Call:
+    return Call(scene.values() | {"member_id": scene.invited_a}, form={"role": "member"})
+
+
+async def role_of_invited(scene: Scene, caller: str) -> Call:
+    return Call(scene.values() | {"member_id": scene.invited_a}, json={"role": "member"})
+
+
+async def invited_of_a(scene: Scene, caller: str) -> Call:
+    return Call(scene.values() | {"member_id": scene.invited_a})
+
+
+async def removable_member(scene: Scene, caller: str) -> Call:
+    return Call(scene.values() | {"member_id": await scene.member_of_a(f"{caller}-removed")})
+
+
+async def closure(scene: Scene, caller: str) -> Call:
+    """A's manager closes an account of their own made for this call (A must stay open); the others try A."""
+    if caller != "manager_a":
+        return Call(scene.values(), json=await own_password(scene, caller))
+    stand_in = await scene.sign_up("closing")
+    return Call(scene.values() | {"account_id": stand_in.account_id}, json={"password": PASSWORD}, token=stand_in.token)
+
+
+async def another_session(scene: Scene, caller: str) -> Call:
+    """A second session of the caller, which the call ends."""
+    if caller == "anonymous":
+        return Call(anonymous=True)
+    person = scene.people[caller]
+    return Call(token=(await scene.log_in(person.email, person.password, person.account_id)).token)
+
+
+def pending_request(host_of: Callable[[Scene], Person]) -> Build:
+    """An institution (`host_of(scene)`) asks the caller to join; the call answers it."""
+
+    async def call(scene: Scene, caller: str) -> Call:
+        host = host_of(scene)
+        if caller != "anonymous":
+            await scene.invite(host, scene.people[caller].email)
+        return Call({"account_id": host.account_id})
+
+    return call
+
+
+async def new_user(scene: Scene, caller: str) -> Call:
+    """Someone to make an organiser."""
+    return Call({"user_id": (await scene.sign_up(f"{caller}-promoted")).user_id})
+
+
+async def new_organiser(scene: Scene, caller: str) -> Call:
+    """An organiser (besides the caller `organiser`) to take the role from."""
+    person = await scene.sign_up(f"{caller}-demoted")
+    await grant_organiser(scene.system, person.email)
+    return Call({"user_id": person.user_id})
+
+
+async def csrf_token(scene: Scene, caller: str) -> str:
+    async with scene.client(caller) as gateway:
+        return (await gateway.get("/")).cookies[CSRF_COOKIE]
+
+
+async def asset(scene: Scene, caller: str) -> Call:
+    return Call({"name": "swagger-ui.css"})
+
+
+async def schema_page(scene: Scene, caller: str) -> Call:
+    return Call({"path": "openapi.json"})
+
+
+async def forgot(scene: Scene, caller: str) -> dict[str, str]:
+    return {"email": unique_email(caller)}
+
+
+async def sign_up_form(scene: Scene, caller: str) -> dict[str, str]:
+    return {key: str(value) for key, value in (await sign_up_body(scene, caller)).items()}
+
+
+async def language(scene: Scene, caller: str) -> dict[str, str]:
+    return {"language": "fr", "next": "/"}
+
+
+async def log_out_page(scene: Scene, caller: str) -> Call:
+    return await another_session(scene, caller)
+
+
+async def stand_in(scene: Scene, caller: str) -> Call:
+    """Someone else's session, for a call about oneself that would end all of the caller's sessions."""
+    if caller == "anonymous":
+        return Call(anonymous=True)
+    return Call(token=(await scene.sign_up(f"{caller}-stand-in")).token)
+
+
+async def new_api_token(scene: Scene, caller: str) -> Call:
+    return Call(scene.values(), json={"name": f"Export {caller}", "scope": "read"})
+
+
+async def revocable_api_token(scene: Scene, caller: str) -> Call:
+    """A token of A made for this call by A's manager."""
+    async with scene.client() as gateway:
+        made = await gateway.post(
+            f"/api/v1/accounts/{scene.account_a}/api-tokens",
+            json={"name": f"Revoked by {caller}", "scope": "read"},
+            headers=bearer(scene.people["manager_a"].token),
+        )
+        assert made.status_code == 201, made.text
+    return Call(scene.values() | {"token_id": made.json()["token_id"]})
+
+
+async def organiser_by_email(scene: Scene, caller: str) -> Call:
+    return Call(json={"email": (await scene.sign_up(f"{caller}-promoted")).email})
+
+
+async def switch_to_a(scene: Scene, caller: str) -> dict[str, str]:
+    return {"account_id": scene.account_a, "next": "/account"}
+
+
+async def institution_form(scene: Scene, caller: str) -> dict[str, str]:
+    """Mes informations as sent for the institution the caller looks at (their own)."""
+    return {"name": f"Lycée {caller}", "city": "Lyon", "contact_name": "Camille Martin"}
+
+
+async def settings_form(scene: Scene, caller: str) -> dict[str, str]:
+    return {"name": "Camille Martin", "language": "fr"}
+
+
+async def password_change_stand_in(scene: Scene, caller: str) -> Call:
+    """A new person's session changes their own password (the callers' passwords are changed in round 2)."""
+    fields = {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
+    if caller == "anonymous":
+        return Call(anonymous=True, form=fields)
+    return Call(token=(await scene.sign_up(f"{caller}-new-password")).token, form=fields)
+
+
+async def api_token_form(scene: Scene, caller: str) -> dict[str, str]:
+    return {"token_name": f"Export {caller}", "scope": "read", "expires_in_days": ""}
+
+
+async def page_closure(scene: Scene, caller: str) -> Call:
+    """A manager closes an account of their own made for this call (A, B and the organiser's stay open); A's
+    member tries A with their own password."""
+    if caller in ("anonymous", "member_a"):
+        return Call(form=await own_password(scene, caller))
+    stand_in = await scene.sign_up(f"{caller}-closing")
+    return Call(form={"password": PASSWORD}, token=stand_in.token)
+
+
+asked_by_host2 = pending_request(lambda s: s.host2)  # a join request the caller answers from the dashboard
+
+
+async def organiser_form(scene: Scene, caller: str) -> dict[str, str]:
+    return {"email": (await scene.sign_up(f"{caller}-promoted-page")).email}
+
+
+async def static_file(scene: Scene, caller: str) -> Call:
+    return Call({"file_path": "portal.css"})
+
+
+ENTRIES: list[Entry] = [
+    # public API: the same answer for everyone, signed in or not
+    everyone("POST", "/api/v1/accounts", 201, body(sign_up_body)),
+    everyone("POST", "/api/v1/accounts/verification", 200, body(verification)),
+    everyone("POST", "/api/v1/accounts/verification/resend", 202, body(a_new_email)),
+    everyone("POST", "/api/v1/password-resets", 202, body(a_new_email)),
+    everyone("POST", "/api/v1/password-resets/confirmation", 200, body(reset)),
+    everyone("POST", "/api/v1/sessions", 201, body(host_credentials)),
+    everyone("POST", "/api/v1/email-changes/confirmation", 200, body(email_confirmation)),
+    everyone("POST", "/api/v1/email-changes/reversal", 200, body(email_reversal)),
+    everyone("POST", "/api/v1/invitations/acceptance", 200, body(invitation)),
+    everyone("POST", "/api/v1/join-requests/acceptance", 200, body(join)),
+    everyone("GET", "/api/v1/member-import-template", 200),
+    # oneself
+    api("GET", "/api/v1/me", SELF()),
+    api("PATCH", "/api/v1/me", SELF(), fixed(language="fr")),
+    api("POST", "/api/v1/me/password", SELF(), body(password_change), after=2),
+    api("POST", "/api/v1/me/email-change", SELF(202), body(email_change)),
+    api("GET", "/api/v1/me/invitations", SELF()),
+    api("POST", "/api/v1/me/invitations/{account_id:uuid}/acceptance", SELF(), pending_request(lambda s: s.host)),
+    api("DELETE", "/api/v1/me/invitations/{account_id:uuid}", SELF(204), pending_request(lambda s: s.host2)),
+    api("DELETE", "/api/v1/sessions/current", SELF(204), another_session),
+    api("POST", "/api/v1/sessions/logout-everywhere", SELF(204), after=3),
+    # institution A
+    api("GET", "/api/v1/accounts/{account_id:uuid}/profile", READ),
+    api("PATCH", "/api/v1/accounts/{account_id:uuid}/profile", EDIT, fixed(city="Lyon")),
+    api("GET", "/api/v1/accounts/{account_id:uuid}/export", EDIT),
+    api("POST", "/api/v1/accounts/{account_id:uuid}/closure", EDIT, closure, after=1),
+    api("GET", "/api/v1/accounts/{account_id:uuid}/dashboard", READ),
+    # A's people
+    api("GET", "/api/v1/accounts/{account_id:uuid}/members", LIST),
+    api("POST", "/api/v1/accounts/{account_id:uuid}/members", MANAGE, body(new_members)),
+    api("POST", "/api/v1/accounts/{account_id:uuid}/members/import", MANAGE, csv_import),
+    api("PATCH", "/api/v1/accounts/{account_id:uuid}/members/{member_id:uuid}", MANAGE, role_of_invited),
+    api("DELETE", "/api/v1/accounts/{account_id:uuid}/members/{member_id:uuid}", ok(MANAGE, 204), removable_member),
+    api(
+        "POST", "/api/v1/accounts/{account_id:uuid}/members/{member_id:uuid}/invitation", ok(MANAGE, 202), invited_of_a
+    ),
+    api("POST", "/api/v1/accounts/{account_id:uuid}/members/{member_id:uuid}/password-reset", ok(MANAGE, 202)),
+    # the back-office
+    api("PUT", "/api/v1/organisers/{user_id:uuid}", ok(ORGANISERS, 204), new_user),
+    api("DELETE", "/api/v1/organisers/{user_id:uuid}", ok(ORGANISERS, 204), new_organiser),
+    api("GET", "/api/v1/back-office/deliveries", ORGANISERS),
+    api("GET", "/api/v1/organisers", ORGANISERS),
+    api("POST", "/api/v1/organisers", ok(ORGANISERS, 204), organiser_by_email),
+    # A's personal API tokens: its managers only
+    api("GET", "/api/v1/accounts/{account_id:uuid}/api-tokens", MANAGE),
+    api("POST", "/api/v1/accounts/{account_id:uuid}/api-tokens", ok(MANAGE, 201), new_api_token),
+    api(
+        "DELETE", "/api/v1/accounts/{account_id:uuid}/api-tokens/{token_id:uuid}", ok(MANAGE, 204), revocable_api_token
+    ),
+    # "Mon compte": the pages show the caller's own institution (the organiser manages one of their own)
+    signed_in_page("/account"),
+    signed_in_page("/account/switch", "POST", form(switch_to_a), status=303),
+    signed_in_page("/account/invitations/{account_id:uuid}/acceptance", "POST", asked_by_host2, 303),
+    signed_in_page("/account/invitations/{account_id:uuid}/refusal", "POST", asked_by_host2, 303),
+    signed_in_page("/account/information"),
+    page("POST", "/account/information", form(institution_form), **PAGE_EDIT),
+    signed_in_page("/account/me"),
+    signed_in_page("/account/me", "POST", form(settings_form), status=303),
+    signed_in_page("/account/me/email", "POST", form(email_change), status=303),
+    signed_in_page("/account/me/password", "POST", password_change_stand_in, status=303),
+    page("POST", "/account/me/api-tokens", form(api_token_form), **PAGE_MANAGE),
+    page(
+        "POST",
+        "/account/me/api-tokens/{token_id:uuid}/revocation",
+        revocable_api_token,
+        anonymous=303,
+        member_a=403,
+        manager_a=303,
+        manager_b=404,  # A's token is not of the account B's manager looks at
+        organiser=404,
+    ),
+    # "Membres": the people of the institution shown; its managers act on them (A's member ids: 404 to others)
+    signed_in_page("/account/members"),
+    page("POST", "/account/members/add", form(new_member_form), **PAGE_EDIT),
+    page("POST", "/account/members/batch", form(several_members_form), **PAGE_MANAGE),
+    page("POST", "/account/members/import", page_csv_import, **PAGE_MANAGE),
+    page("POST", "/account/members/{member_id:uuid}/email", page_correction, **A_MEMBER_PAGE),
+    page("POST", "/account/members/{member_id:uuid}/invitation", invited_of_a, **A_MEMBER_PAGE),
+    page("POST", "/account/members/{member_id:uuid}/password-reset", **A_MEMBER_PAGE),
+    page("POST", "/account/members/{member_id:uuid}/role", page_role_of_invited, **A_MEMBER_PAGE),
+    page("POST", "/account/members/{member_id:uuid}/removal", removable_member, **A_MEMBER_PAGE),
+    signed_in_page("/account/privacy"),
+    page("GET", "/account/privacy/export", **PAGE_MANAGE),
+    Entry("POST", "/account/privacy/closure", PAGE_EDIT, page_closure, after=1),
+    public_page("/account-closed"),
+    # the back-office's pages: they do not exist for anyone but organisers
+    page("GET", "/back-office", **BACK_OFFICE_PAGE, organiser=303),
+    page("GET", "/back-office/organisers", **BACK_OFFICE_PAGE, organiser=200),
+    page("POST", "/back-office/organisers", form(organiser_form), **BACK_OFFICE_PAGE, organiser=303),
+    page("POST", "/back-office/organisers/{user_id:uuid}/revocation", new_organiser, **BACK_OFFICE_PAGE, organiser=303),
+    page("GET", "/back-office/deliveries", **BACK_OFFICE_PAGE, organiser=200),
+    # portal pages opened from mailed links: public; their forms act only with the mailed token
+    public_page("/"),
+    public_page("/help"),
+    everyone("POST", "/language", 303, form(language)),
+    public_page("/signup"),
+    public_page("/signup", "POST", form(sign_up_form)),
+    public_page("/verification/resend"),
+    public_page("/verification/resend", "POST", form(forgot)),
+    page("GET", "/login", anonymous=200, member_a=303, manager_a=303, manager_b=303, organiser=303),
+    everyone("POST", "/login", 303, form(host_credentials)),
+    everyone("POST", "/logout", 303, log_out_page),
+    everyone("POST", "/logout-everywhere", 303, stand_in),
+    everyone("GET", "/static/{file_path:path}", 200, static_file),
+    everyone("HEAD", "/static/{file_path:path}", 200, static_file),
+    public_page("/verify-email"),
+    public_page("/verify-email", "POST", form(verification)),
+    public_page("/forgot-password"),
+    public_page("/forgot-password", "POST", form(forgot)),
+    public_page("/reset-password"),
+    public_page("/reset-password", "POST", form(reset)),
+    public_page("/accept-invitation"),
+    public_page("/accept-invitation", "POST", form(invitation)),
+    public_page("/join"),
+    public_page("/join", "POST", form(join)),
+    public_page("/confirm-email"),
+    public_page("/confirm-email", "POST", form(email_confirmation)),
+    public_page("/revert-email"),
+    public_page("/revert-email", "POST", form(email_reversal)),
+    # health, the OpenAPI document and its page
+    everyone("GET", "/health/live"),
+    everyone("GET", "/health/ready"),
+    everyone("GET", "/schema"),
+    everyone("GET", "/schema/openapi.json"),
+    everyone("GET", "/schema/{path:str}", 200, schema_page),
+    everyone("GET", "/schema/oauth2-redirect.html"),
+    everyone("GET", "/schema/assets/{name:str}", 200, asset),
+]
+
+
+async def build_scene(url: str, mail_api: str, system: Any) -> Scene:
+    """A and B, their managers (verified), A's member (accepted) and an invited one, an organiser, two hosts."""
+    bare = Scene(url, mail_api, system, {}, "", "", "", None, None)  # type: ignore[arg-type]
+    manager_a, manager_b, organiser, host, host2 = await asyncio.gather(
+        *(bare.sign_up(label, verified=True) for label in ("Hugo", "Zola", "Voltaire", "Colette", "Sand"))
+    )
+    await grant_organiser(system, organiser.email)
+    member_email, invited_email = unique_email("member-a"), unique_email("invited-a")
+    await asyncio.gather(bare.invite(manager_a, member_email), bare.invite(manager_a, invited_email))
+    accept_token = await bare.mailed_token(member_email, "vous invite", "accept-invitation")
+    async with bare.client() as gateway:
+        accepted = await gateway.post(
+            "/api/v1/invitations/acceptance", json={"token": accept_token, "new_password": MEMBER_PASSWORD}
+        )
+        assert accepted.status_code == 200, accepted.text
+        listed = await gateway.get(f"/api/v1/accounts/{manager_a.account_id}/members", headers=bearer(manager_a.token))
+    [invited_a] = [m["member_id"] for m in listed.json()["members"] if m["email"] == invited_email]
+    member_a = await bare.log_in(member_email, MEMBER_PASSWORD, manager_a.account_id)
+    people = {
+        "member_a": member_a,
+        "manager_a": manager_a,
+        "manager_b": manager_b,
+        "organiser": organiser,
+    }
+    return Scene(url, mail_api, system, people, manager_a.account_id, manager_b.account_id, str(invited_a), host, host2)
+
+
+async def send(scene: Scene, entry: Entry, caller: str) -> httpx.Response:
+    """Build the entry's request for the caller, and send it the way that caller would."""
+    call = await entry.call(scene, caller)
+    path = entry.path
+    for name, value in call.values.items():
+        for kind in ("uuid", "str", "path"):
+            path = path.replace(f"{{{name}:{kind}}}", value)
+    assert "{" not in path, f"{entry.method} {entry.path}: no value for {path}"
+    token = None if caller == "anonymous" or call.anonymous else call.token or scene.people[caller].token
+    headers: dict[str, str] = {}
+    cookies: dict[str, str] = {}
+    if path.startswith("/api/"):
+        if token:
+            headers |= bearer(token)
+    elif token:
+        cookies[SESSION_COOKIE] = token
+    if entry.method not in ("GET", "HEAD") and not path.startswith("/api/"):
+        cookies[CSRF_COOKIE] = csrf = await csrf_token(scene, caller)
+        headers[CSRF_HEADER] = csrf
+    if call.content_type:
+        headers["Content-Type"] = call.content_type
+    if cookies:
+        headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in cookies.items())
+    async with scene.client(caller) as gateway:
+        return await gateway.request(
+            entry.method,
+            path,
+            json=call.json,
+            content=call.content,
+            data=call.form,
+            params=call.query,
+            headers=headers,
+            follow_redirects=False,
+        )

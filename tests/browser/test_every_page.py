@@ -1,0 +1,125 @@
+"""Every page of the portal, as the person it is for: a screenshot at desktop (1280x800) and phone (375x740)
+widths in `.run/test-artefacts/screenshots/`, no sideways scrolling at 320 px, and no serious or critical
+axe-core violation.
+
+"Every page" is the gateway's route table (read from its app, as tests/test_authorisation_matrix.py does): each
+GET route outside the JSON API, the OpenAPI pages, the static files and the health checks must have an entry in
+PAGES (how to open it) or SKIPPED (why not); a page added without one fails here, and so does an entry whose
+route is gone."""
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page
+
+from api_world import grant_organiser, log_in, make_world, sign_up
+from browser.checks import DESKTOP, assert_accessible, assert_no_horizontal_scroll, screenshots
+
+NOT_PAGES = ("/api/", "/schema", "/static/", "/health/")
+# What a mailed link carries; the GET of these pages only shows a form with it (the POST consumes a token).
+LINK_TOKEN = "vLq3dQ0p2Yx7sWm1eKc9uRt5aZb8nHf4gJ6oPiUyTrE"
+
+
+@dataclass(frozen=True)
+class Visit:
+    url: str  # with its path parameters as {names} of the scene (scene_values)
+    who: str = "anonymous"  # anonymous | manager | organiser
+
+
+PAGES = {
+    "/": Visit("/"),
+    "/help": Visit("/help"),
+    "/signup": Visit("/signup"),
+    "/login": Visit("/login"),
+    "/verification/resend": Visit("/verification/resend"),
+    "/forgot-password": Visit("/forgot-password"),
+    "/verify-email": Visit(f"/verify-email?token={LINK_TOKEN}"),
+    "/reset-password": Visit(f"/reset-password?token={LINK_TOKEN}"),
+    "/accept-invitation": Visit(f"/accept-invitation?token={LINK_TOKEN}"),
+    "/join": Visit(f"/join?token={LINK_TOKEN}"),
+    "/confirm-email": Visit(f"/confirm-email?token={LINK_TOKEN}"),
+    "/revert-email": Visit(f"/revert-email?token={LINK_TOKEN}"),
+    "/account-closed": Visit("/account-closed"),
+    "/account": Visit("/account", "manager"),
+    "/account/information": Visit("/account/information", "manager"),
+    "/account/me": Visit("/account/me", "manager"),
+    "/account/members": Visit("/account/members", "manager"),
+    "/account/privacy": Visit("/account/privacy", "manager"),
+    "/back-office/organisers": Visit("/back-office/organisers", "organiser"),
+    "/back-office/deliveries": Visit("/back-office/deliveries", "organiser"),
+}
+SKIPPED = {
+    "/back-office": "redirects (303) to /back-office/organisers, which is visited",
+    "/account/privacy/export": "a JSON file to download (the GDPR export), not a page",
+}
+
+
+def portal_pages() -> set[str]:
+    """The path of every GET route of the gateway that is not the JSON API, OpenAPI, a static file or health."""
+    from gateway.main import app
+
+    return {
+        route.path
+        for route in app.routes
+        if "GET" in getattr(route, "methods", ()) and not route.path.startswith(NOT_PAGES)
+    }
+
+
+def test_every_page_is_visited_or_knowingly_skipped() -> None:
+    served = portal_pages()
+    assert not set(PAGES) & set(SKIPPED), "a page is both visited and skipped"
+    unlisted = sorted(served - set(PAGES) - set(SKIPPED))
+    assert not unlisted, f"pages with no entry in PAGES (how to open them) or SKIPPED (why not): {unlisted}"
+    gone = sorted((set(PAGES) | set(SKIPPED)) - served)
+    assert not gone, f"entries whose route the gateway no longer serves: {gone}"
+
+
+@pytest.fixture(scope="module")
+async def signed_in(browser: Browser, axe_script: Path, system: Any, stack: Any) -> Any:
+    """A browser context per kind of visitor (a verified manager whose account has a member, an organiser) and
+    the values the page paths need. The web session cookie is the API's session token (gateway.web)."""
+    base = system.url("gateway")
+    async with httpx.AsyncClient(base_url=base, timeout=15) as gateway:
+        world = await make_world(gateway, stack.mail_api, "browser-pages")
+        organiser = await sign_up(gateway, "browser-organiser")
+        await grant_organiser(system, organiser.email)
+        organiser_auth = await log_in(gateway, organiser.email)
+    tokens = {
+        "manager": world.auth["Authorization"].removeprefix("Bearer "),
+        "organiser": organiser_auth["Authorization"].removeprefix("Bearer "),
+    }
+    contexts = {}
+    for who in ("anonymous", "manager", "organiser"):
+        context = await browser.new_context(base_url=base, viewport=DESKTOP)
+        await context.add_init_script(path=str(axe_script))
+        if who in tokens:
+            await context.add_cookies([{"name": "vp_session", "value": tokens[who], "url": base}])
+        contexts[who] = context
+    pages = {who: await context.new_page() for who, context in contexts.items()}
+    yield pages, world.path_values()
+    for context in contexts.values():
+        await context.close()
+
+
+def shot_name(route: str, who: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", route.lower()).strip("-") or "home"
+    return f"{slug}--{who}"
+
+
+@pytest.mark.parametrize("route", sorted(PAGES))
+async def test_page(route: str, signed_in: Any) -> None:
+    pages, values = signed_in
+    visit = PAGES[route]
+    page: Page = pages[visit.who]
+    url = visit.url.format(**values)
+    answer = await page.goto(url)
+    assert answer is not None and answer.status == 200, f"{url} as {visit.who}: {answer and answer.status}"
+    assert page.url.endswith(url), f"{url} as {visit.who} went to {page.url}"
+    assert await page.locator("h1").count() == 1, f"{url}: one <h1> per page"
+    await assert_accessible(page)
+    await screenshots(page, shot_name(route, visit.who))
+    await assert_no_horizontal_scroll(page)
