@@ -2,6 +2,10 @@
 verified manager with an open session, their account and one invited member, and the accounts database to count
 what is stored."""
 
+import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -15,7 +19,16 @@ from mail import links_in, wait_for_mail
 PASSWORD = "violet tramway under nineteen lanterns"
 MEMBER_PASSWORD = "seven quiet herons over the canal"
 # what accounts keeps: a request refused at the edge changes none of these counts
-STORED = ("institutions", "users", "memberships", "sessions", "action_tokens", "login_throttle", "outbox")
+STORED = (
+    "institutions",
+    "users",
+    "memberships",
+    "sessions",
+    "action_tokens",
+    "login_throttle",
+    "api_tokens",
+    "outbox",
+)
 
 
 @dataclass
@@ -27,8 +40,14 @@ class World:
     auth: dict[str, str]
 
     def path_values(self) -> dict[str, str]:
-        """Real ids for the path parameters of the API (`user_id` is the manager's own)."""
-        return {"account_id": self.account_id, "member_id": self.member_id, "user_id": self.manager_id}
+        """Real ids for the path parameters of the API (`user_id` is the manager's own; `token_id` names no API
+        token: revoking it is a 404)."""
+        return {
+            "account_id": self.account_id,
+            "member_id": self.member_id,
+            "user_id": self.manager_id,
+            "token_id": str(uuid.uuid5(uuid.NAMESPACE_URL, self.account_id)),
+        }
 
 
 @dataclass
@@ -77,6 +96,14 @@ async def sign_up(
         token = link_path(mail, "verify-email").split("token=")[1]
         assert (await gateway.post("/api/v1/accounts/verification", json={"token": token})).status_code == 200
     return Manager(created.json()["account_id"], email, uai, await log_in(gateway, email))
+
+
+async def grant_organiser(system, email: str) -> None:  # type: ignore[no-untyped-def]
+    """Make `email`'s identity an organiser the way an operator does: accounts' command line."""
+    env = {**os.environ, "ACCOUNTS_DATABASE_URL": system.stack.database_url("accounts")}
+    command = [sys.executable, "-m", "accounts.admin", "grant-organiser", email]
+    done = await asyncio.to_thread(subprocess.run, command, env=env, capture_output=True, text=True, timeout=60)
+    assert "now an organiser" in done.stdout, done.stdout + done.stderr
 
 
 def link_path(mail: dict[str, str], page: str) -> str:

@@ -22,6 +22,9 @@ TEST_PORTS = {
         "gateway": 28000,
     }.items()
 }
+# The gateway's metrics listener: not its port + 100 (System's default), which is the next suite's gateway when
+# suites run side by side with offsets 100 apart.
+TEST_GATEWAY_METRICS_PORT = 28050 + _OFFSET
 
 
 @pytest.fixture(scope="session")
@@ -34,8 +37,17 @@ async def system(stack, kafka) -> AsyncIterator[System]:  # type: ignore[no-unty
     finally:
         await admin.close()
     # every test signs up from 127.0.0.1: the per-source sign-up limit would stop the suite (it has tests of its own)
-    limits = {"ACCOUNTS_SIGN_UPS_PER_SOURCE_PER_HOUR": "100000"}
-    running = System(stack, log_dir=Path(stack.state_dir) / "service-logs", ports=dict(TEST_PORTS), settings=limits)
+    # and logs in and mails as much: the gateway's limits too (tests/test_api_store.py tests them on their own gateways)
+    limits = {"ACCOUNTS_SIGN_UPS_PER_SOURCE_PER_HOUR": "100000"} | {
+        f"GATEWAY_RATE_LIMIT_{route_class}": "100000/60" for route_class in ("LOGIN", "MAIL", "WRITE", "READ")
+    }
+    running = System(
+        stack,
+        log_dir=Path(stack.state_dir) / "service-logs",
+        ports=dict(TEST_PORTS),
+        settings=limits,
+        gateway_metrics_port=TEST_GATEWAY_METRICS_PORT,
+    )
     await asyncio.to_thread(running.start)
     try:
         yield running

@@ -1,8 +1,8 @@
 """No usable secret travels on Kafka: after every flow that mails a single-use link (sign-up verification, a
-new verification link, password reset, member invitation, email change confirmation and its revert link),
-a plain Kafka client reads every topic and its dead letters, and finds none of the mailed tokens in any
-record's key, value or headers; the sealed values it does find do not work as tokens; the services' logs
-do not hold the tokens either."""
+new verification link, password reset, member invitation, email change confirmation and its revert link) and
+a personal API token made, used and refused, a plain Kafka client reads every topic and its dead letters, and
+finds none of these tokens in any record's key, value or headers; the sealed values it does find do not work
+as tokens; the services' logs do not hold the tokens either."""
 
 import asyncio
 import json
@@ -114,6 +114,16 @@ async def test_no_mailed_token_can_be_read_on_kafka_or_in_the_logs(system, stack
         )
         assert added.status_code == 200, added.text
         tokens["member invitation"] = await mailed_token(mail_api, member, "accept-invitation", seen)
+
+        made = await gateway.post(
+            f"/api/v1/accounts/{account_id}/api-tokens", json={"name": "Export", "scope": "read"}, headers=auth
+        )
+        assert made.status_code == 201, made.text
+        api_token = made.json()["token"]
+        tokens["personal API token's secret"] = api_token[38:]  # after "vpat_", the id and "_"
+        assert (await gateway.get("/api/v1/me", headers={"Authorization": f"Bearer {api_token}"})).status_code == 200
+        refused = await gateway.get("/api/v1/me", headers={"Authorization": f"Bearer {api_token[:-1]}A"})
+        assert refused.status_code == 401, refused.text
 
         new_email = unique_email("nouvelle")
         change = await gateway.post(

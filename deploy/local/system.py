@@ -19,7 +19,8 @@ DEFAULT_PORTS = {
     "notifier": 8105,
     "gateway": 8000,
 }
-WITH_DATABASE = ("accounts", "billing", "catalogue", "enrollment", "notifier")
+WITH_DATABASE = ("accounts", "billing", "catalogue", "enrollment", "notifier", "gateway")
+WITHOUT_KAFKA = ("gateway",)  # its database holds what its replicas share (rate limits, idempotency keys)
 # The gateway serves its Prometheus metrics on an internal port only, never on its public one: by default its
 # public port + 100 (8000 -> 8100), so that every System (tests, benchmarks, a second gateway) gets its own.
 GATEWAY_METRICS_PORT_SHIFT = 100
@@ -61,7 +62,8 @@ class System:
         }
         if name in WITH_DATABASE:
             env[f"{prefix}DATABASE_URL"] = self.stack.database_url(name)
-            env[f"{prefix}KAFKA_BOOTSTRAP_SERVERS"] = self.stack.kafka_bootstrap
+            if name not in WITHOUT_KAFKA:
+                env[f"{prefix}KAFKA_BOOTSTRAP_SERVERS"] = self.stack.kafka_bootstrap
         if name in ("accounts", "notifier"):
             env[f"{prefix}EVENT_SECRET_KEYS"] = self.event_secret_keys
         if name == "notifier":
@@ -72,6 +74,8 @@ class System:
             }
         if name == "gateway":
             env["GATEWAY_ACCOUNTS_URL"] = self.url("accounts")
+            if "notifier" in self.ports:  # a System without the notifier: its parts show "unavailable"
+                env["GATEWAY_NOTIFIER_URL"] = self.url("notifier")
             env["GATEWAY_SECRET_KEY"] = self.secret_key
             env["GATEWAY_METRICS_PORT"] = str(self.metrics_port_of_gateway())
         return env | {key: value for key, value in self.settings.items() if key.startswith(prefix)}
@@ -113,15 +117,16 @@ class System:
         path = self.log_dir / f"{name}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
-    def stop(self, timeout: float = 15) -> None:
-        for process in self.processes.values():
+    def stop(self, timeout: float = 15, names: tuple[str, ...] | None = None) -> None:
+        """Stop every service, or only `names` (a test of the others without one; `start(names)` restarts it)."""
+        stopping = {name: self.processes.pop(name) for name in names or tuple(self.processes) if name in self.processes}
+        for process in stopping.values():
             if process.poll() is None:
                 process.terminate()
         deadline = time.monotonic() + timeout
-        for process in self.processes.values():
+        for process in stopping.values():
             try:
                 process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        self.processes.clear()
