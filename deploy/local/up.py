@@ -31,12 +31,15 @@ def main() -> int:
         print(
             f"\nVisiopass is up ({elapsed:.1f}s).\n"
             f"  portal and public API   {system.url('gateway')}   (OpenAPI: {system.url('gateway')}/schema)\n"
+            f"  sign up, then log in    {system.url('gateway')}/signup   (its confirmation link: captured emails)\n"
             f"  captured emails         {stack.mail_api}\n"
             f"  Kafka                   {stack.kafka_bootstrap}\n"
             f"  PostgreSQL              {stack.database_url('<service>')}\n"
             f"  service logs            {system.log_dir}\n"
             f"  metrics                 http://127.0.0.1:<port>/metrics of each service; the gateway's: "
             f"{system.metrics_url('gateway')}\n"
+            "The first organiser (back-office): ACCOUNTS_DATABASE_URL="
+            f"{stack.database_url('accounts')} uv run python -m accounts.admin grant-organiser EMAIL\n"
             "Ctrl-C stops everything.",
             flush=True,
         )
