@@ -69,19 +69,19 @@ def main(count: int) -> None:
             "password": PASSWORD,
         }
         assert httpx.post(f"{base}/api/v1/accounts", json=form).status_code == 201
-        with httpx.Client(base_url=base, timeout=15) as client:
+        with httpx.Client(base_url=base, timeout=15) as anonymous, httpx.Client(base_url=base, timeout=15) as client:
             login = client.get("/login")
             token = CSRF.search(login.text).group(1)  # type: ignore[union-attr]
             done = client.post("/login", data={"_csrf_token": token, "email": email, "password": PASSWORD})
             assert done.status_code == 303, done.text
-            _, baseline = timed(client, "/health/live", count)
+            _, baseline = timed(anonymous, "/health/live", count)
             base_p50 = statistics.median(baseline)
             print(f"{'page':24} {'HTML':>8} {'gzip':>7} {'assets':>8}  {'p50':>7} {'p95':>7}  p50 vs /health/live")
             print(f"{'/health/live':24} {'':8} {'':7} {'':8}  {base_p50:5.1f}ms {_p95(baseline):5.1f}ms")
-            for path in PUBLIC + SIGNED_IN:
-                answer, times = timed(client, path, count)
+            for who, path in [(anonymous, path) for path in PUBLIC] + [(client, path) for path in SIGNED_IN]:
+                answer, times = timed(who, path, count)
                 html = answer.content
-                assets = sum(len(client.get(asset).content) for asset in set(ASSET.findall(answer.text)))
+                assets = sum(len(who.get(asset).content) for asset in set(ASSET.findall(answer.text)))
                 p50 = statistics.median(times)
                 print(
                     f"{path:24} {len(html):7,}B {len(gzip.compress(html)):6,}B {assets:7,}B  "

@@ -55,10 +55,14 @@ async def test_a_member_reads_but_does_not_edit_and_an_organiser_reads_all(db):
         member = access.Actor((await actor_for(db, "a@lycee-a.fr")).user_id, False, {a: "member"})
     organiser = await actor_for(db, "o@visiopass.fr")
     async with db.transaction() as session:
-        assert (await profile.read_profile(session, member, a))["account_id"] == a
+        read_by_member = await profile.read_profile(session, member, a)
+        assert read_by_member["account_id"] == a and read_by_member["member_count"] == 1
+        assert "member_counts" not in read_by_member, "the detailed counts are the managers' (as the members' list)"
         with pytest.raises(errors.Forbidden):
             await profile.edit_profile(session, member, a, {"city": "Paris"})
-        assert (await profile.read_profile(session, organiser, a))["name"] == "Lycée Hugo"
+        read_by_organiser = await profile.read_profile(session, organiser, a)
+        assert read_by_organiser["name"] == "Lycée Hugo"
+        assert read_by_organiser["member_counts"] == {"total": 1, "active": 1, "invited": 0, "managers": 1}
         with pytest.raises(errors.Forbidden):
             await profile.edit_profile(session, organiser, a, {"city": "Paris"})
 

@@ -252,7 +252,17 @@ async def list_members(
         .limit(limit)
         .offset(offset)
     )
-    counts = (
+    return {
+        "counts": await member_counts(session, account_id),
+        "members": [_member(row) for row in people],
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+async def member_counts(session: AsyncSession, account_id: uuid.UUID) -> dict[str, int]:
+    """How many people the account has: in all, active (joined), invited (not yet), and its managers."""
+    total, active, managers = (
         await session.execute(
             select(
                 func.count(),
@@ -260,15 +270,10 @@ async def list_members(
                 func.count().filter(memberships.c.role == "manager"),
             )
             .select_from(memberships.join(users, memberships.c.user_id == users.c.id))
-            .where(of_account)
+            .where(memberships.c.institution_id == account_id)
         )
     ).one()
-    return {
-        "counts": {"total": counts[0], "active": counts[1], "invited": counts[0] - counts[1], "managers": counts[2]},
-        "members": [_member(row) for row in people],
-        "limit": limit,
-        "offset": offset,
-    }
+    return {"total": total, "active": active, "invited": total - active, "managers": managers}
 
 
 MEMBERSHIP_COLUMNS = (

@@ -3,29 +3,34 @@
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts.access import Actor, managed_institution, readable_institution
 from accounts.errors import InvalidField, valid_name
-from accounts.models import institutions, memberships
+from accounts.members import member_counts
+from accounts.models import institutions
 from accounts.validators import ValidationFailure, normalise_phone, validate_vat_number
 
 EDITABLE = ("name", "city", "postal_address", "contact_name", "phone", "billing_address", "vat_number")
 
 
 async def read_profile(session: AsyncSession, who: Actor, account_id: uuid.UUID) -> dict[str, Any]:
+    """The institution as its people see it, with its number of people; its managers and organisers also get
+    `member_counts` (active, invited, managers: what the members' list shows them), so that "Mon compte" needs
+    one call for both."""
     row = await readable_institution(session, who, account_id)
-    member_count = await session.scalar(
-        select(func.count()).select_from(memberships).where(memberships.c.institution_id == account_id)
-    )
-    return {
+    counts = await member_counts(session, account_id)
+    profile = {
         "account_id": row.id,
         "kind": row.kind,
         "identifier": row.identifier,
         "closed_at": row.closed_at,
-        "member_count": member_count,
+        "member_count": counts["total"],
     } | {name: getattr(row, name) for name in EDITABLE}
+    if who.is_organiser or who.may_manage(account_id):
+        profile["member_counts"] = counts
+    return profile
 
 
 async def edit_profile(

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 from urllib.parse import urlencode
 
@@ -45,10 +45,12 @@ class Sources:
 
 @dataclass(frozen=True)
 class Viewer:
-    """Who looks at which account."""
+    """Who looks at which account; `reads`: the answers asked for while building one dashboard, so that two
+    parts drawn from the same answer (the institution and its members' counts: accounts' profile) make one call."""
 
     identity: dict[str, Any]
     account_id: uuid.UUID
+    reads: dict[str, "asyncio.Future[Any]"] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def role(self) -> str | None:
@@ -70,6 +72,17 @@ class NotVisible(Exception):
 
 
 async def _read(upstream: Upstream, path: str, viewer: Viewer) -> Any:
+    """The upstream's answer to GET `path` for the viewer, asked once per dashboard whichever parts need it
+    (shielded: one part's timeout does not cancel the call another part waits for)."""
+    key = f"{upstream.name} {path}"
+    if key not in viewer.reads:
+        call = asyncio.ensure_future(_fetch(upstream, path, viewer))
+        call.add_done_callback(lambda done: done.cancelled() or done.exception())  # its failure is the parts' to tell
+        viewer.reads[key] = call
+    return await asyncio.shield(viewer.reads[key])
+
+
+async def _fetch(upstream: Upstream, path: str, viewer: Viewer) -> Any:
     response = await upstream.call("GET", path, actor=viewer.identity["user_id"])
     if response.status_code == 200:
         return response.json()
@@ -92,17 +105,23 @@ async def person(viewer: Viewer, sources: Sources) -> dict[str, Any]:
     }
 
 
+async def _profile(viewer: Viewer, sources: Sources) -> Any:
+    return await _read(sources.upstreams["accounts"], f"/internal/accounts/{viewer.account_id}/profile", viewer)
+
+
 async def institution(viewer: Viewer, sources: Sources) -> dict[str, Any]:
-    profile = await _read(sources.upstreams["accounts"], f"/internal/accounts/{viewer.account_id}/profile", viewer)
+    profile = await _profile(viewer, sources)
     return {name: profile.get(name) for name in INSTITUTION_FIELDS}
 
 
 async def members(viewer: Viewer, sources: Sources) -> dict[str, Any]:
-    """The counts of the account's people (its managers and organisers see them, as the members' list)."""
+    """The counts of the account's people (its managers and organisers see them, as the members' list; accounts'
+    profile gives them to those only)."""
     if viewer.role != "manager" and not viewer.is_organiser:
         raise Hidden
-    page = await _read(sources.upstreams["accounts"], f"/internal/accounts/{viewer.account_id}/members?limit=1", viewer)
-    counts: dict[str, Any] = page["counts"]
+    counts: dict[str, Any] | None = (await _profile(viewer, sources)).get("member_counts")
+    if counts is None:
+        raise Hidden
     return counts
 
 
