@@ -63,13 +63,14 @@ def main(seconds: int, connections: list[int]) -> None:
     state = ROOT / ".run" / "bench-auth-reads"
     shutil.rmtree(state, ignore_errors=True)
     stack = devstack.Stack(
-        state, devstack.Ports(kafka=39492, kafka_controller=39493, postgres=35833, smtp=31425, mail_http=38425)
+        state, devstack.Ports(kafka=17092, kafka_controller=17093, postgres=17433, smtp=17025, mail_http=17080)
     )
     # wrk is one client: its reads would pass the gateway's per-client read limit (gateway.limits) in the first
     # second; the bench measures the cost of counting them, so the limit is raised, not the counting switched off.
     settings = {"GATEWAY_RATE_LIMIT_READ": "100000000/60"}
     settings |= {key: value for key, value in os.environ.items() if key.startswith("GATEWAY_")}  # e.g. the cache's
-    ports = {"accounts": 38301, "notifier": 38305, "gateway": 38300}
+    # below 32768: a port in the ephemeral range may be held by some client socket (wrk opens thousands)
+    ports = {"accounts": 17101, "notifier": 17105, "gateway": 17000}
     system = System(stack, log_dir=state / "service-logs", ports=ports, settings=settings)
     stack.start()
     try:

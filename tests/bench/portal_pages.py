@@ -51,9 +51,9 @@ def main(count: int) -> None:
     state = ROOT / ".run" / "bench-portal-pages"
     shutil.rmtree(state, ignore_errors=True)
     stack = devstack.Stack(
-        state, devstack.Ports(kafka=39592, kafka_controller=39593, postgres=35933, smtp=31525, mail_http=38525)
+        state, devstack.Ports(kafka=18092, kafka_controller=18093, postgres=18433, smtp=18025, mail_http=18080)
     )
-    ports = {"accounts": 38401, "notifier": 38405, "gateway": 38400}
+    ports = {"accounts": 18101, "notifier": 18105, "gateway": 18000}  # below the ephemeral range (32768)
     system = System(stack, log_dir=state / "service-logs", ports=ports)
     stack.start()
     try:
