@@ -65,6 +65,7 @@ async def test_the_dashboard_shows_its_parts_the_join_requests_and_the_switcher(
         for part in ("part-institution", "part-person", "part-members", "part-recent-mails", "invitations"):
             assert f'id="{part}"' in dashboard.text, part
         assert "Lycée pages-dash-a" in dashboard.text and "Lycée pages-dash-b" in dashboard.text
+        assert "Confirmation de votre adresse e-mail, " in dashboard.text  # the recent mails say which mail
         assert 'id="unverified"' not in dashboard.text and "switch-account" not in dashboard.text
         joined = await post_from(client, "/account", f"/account/invitations/{other.account_id}/acceptance", {})
         assert (joined.status_code, joined.headers["location"]) == (303, "/account?done=joined")

@@ -38,6 +38,7 @@ from gateway.headers import security_headers
 from gateway.idempotency import Idempotency
 from gateway.limits import RateLimiter, limited_identity
 from gateway.member_pages import MemberPages
+from gateway.messages import mail_kind
 from gateway.navigation import ACCOUNT_TABS, BACK_OFFICE, Navigation
 from gateway.openapi import openapi_config, swagger_asset, without_bodies_on_204
 from gateway.portal import TEMPLATES, Portal
@@ -87,6 +88,7 @@ def portal_templates(engine: JinjaTemplateEngine) -> None:
         navigation=NavigationView(Navigation(frozenset(upstreams))),
         support=support,
         static_url=static_url,
+        mail_kind=mail_kind,
     )
 
 

@@ -101,3 +101,22 @@ def form_errors(problem: dict[str, Any], fields: tuple[str, ...] = ()) -> dict[s
     """{field: message} for the form: the problem's `field` when the form has it, else the form as a whole."""
     field = problem.get("field")
     return {field if isinstance(field, str) and field in fields else "_form": problem_message(problem)}
+
+
+# What each of the notifier's mails is, as "Mon compte" lists a person's recent mails (by template name).
+MAIL_KINDS = {
+    "account_registered": N_("Confirmation de votre adresse e-mail"),
+    "verification_link": N_("Nouveau lien de confirmation"),
+    "password_reset": N_("Lien pour choisir un mot de passe"),
+    "password_changed": N_("Mot de passe modifié"),
+    "member_invitation": N_("Invitation à rejoindre un établissement"),
+    "member_added": N_("Ajout à un établissement"),
+    "email_change_confirmation": N_("Confirmation de la nouvelle adresse"),
+    "email_changed": N_("Adresse e-mail modifiée"),
+    "sign_up_attempted": N_("Tentative d'inscription avec votre adresse"),
+    "account_closed": N_("Fermeture du compte"),
+}
+
+
+def mail_kind(template: str) -> str:
+    return gettext(MAIL_KINDS[template]) if template in MAIL_KINDS else template
