@@ -22,7 +22,12 @@ from contracts.events.accounts import (
     VerificationLinkRequested,
 )
 from contracts.events.billing import (
+    CreditNoteIssued,
     InvoiceIssued,
+    LotTokens,
+    Notice,
+    PurchaseOrderReceived,
+    PurchaseOrderRefused,
     TokenDebitRejected,
     TokenPurchased,
     TokensDebited,
@@ -55,6 +60,7 @@ MEMBER_ID = uuid.UUID("a0000000-0000-4000-8000-000000000003")
 ORDER_ID = uuid.UUID("b0000000-0000-4000-8000-000000000001")
 LOT_ID = uuid.UUID("b0000000-0000-4000-8000-000000000002")
 INVOICE_ID = uuid.UUID("b0000000-0000-4000-8000-000000000003")
+CREDIT_NOTE_ID = uuid.UUID("b0000000-0000-4000-8000-000000000004")
 THEME_ID = uuid.UUID("c0000000-0000-4000-8000-000000000001")
 SESSION_ID = uuid.UUID("c0000000-0000-4000-8000-000000000002")
 ENROLLMENT_ID = uuid.UUID("d0000000-0000-4000-8000-000000000001")
@@ -70,6 +76,7 @@ LATER = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 PRICE = VatAmounts(
     net=Money(amount_cents=6000), vat=Money(amount_cents=1200), gross=Money(amount_cents=7200), vat_rate_bp=2000
 )
+BUYER = Notice(email="claire.martin@example.fr", name="Claire Martin", language="fr")
 ENROLMENT = {"enrollment_id": ENROLLMENT_ID, "account_id": ACCOUNT_ID, "session_id": SESSION_ID}
 
 # The key that sealed the examples' tokens (contracts.secrets): public, for tests and documentation only.
@@ -178,19 +185,57 @@ _EXAMPLES: list[Event] = [
         expires_at=LATER,
         balance_after=11,
     ),
-    TokensDebited(**ENROLMENT, lot_id=LOT_ID, balance_after=10),
+    TokensDebited(
+        **ENROLMENT, lot_id=LOT_ID, balance_after=10, lots=[LotTokens(lot_id=LOT_ID, tokens=1, expires_at=LATER)]
+    ),
     TokenDebitRejected(**ENROLMENT, reason="insufficient_balance"),
-    TokensRefunded(**ENROLMENT, lot_id=LOT_ID, balance_after=11),
+    TokensRefunded(
+        **ENROLMENT, lot_id=LOT_ID, balance_after=11, lots=[LotTokens(lot_id=LOT_ID, tokens=1, expires_at=LATER)]
+    ),
     TokensExpired(account_id=ACCOUNT_ID, lot_id=LOT_ID, tokens=3, expired_at=LATER, balance_after=0),
-    TokensExpiringSoon(account_id=ACCOUNT_ID, lot_id=LOT_ID, tokens=3, expires_at=LATER),
+    TokensExpiringSoon(account_id=ACCOUNT_ID, lot_id=LOT_ID, tokens=3, expires_at=LATER, notice=BUYER),
+    PurchaseOrderReceived(
+        account_id=ACCOUNT_ID,
+        order_id=ORDER_ID,
+        reference="C2025-000042",
+        buyer_order_number="BC-2025-117",
+        institution_name="Lycée Jean Moulin",
+        tokens=10,
+        amounts=PRICE,
+        received_at=NOW,
+        notice=BUYER,
+    ),
+    PurchaseOrderRefused(
+        account_id=ACCOUNT_ID,
+        order_id=ORDER_ID,
+        reference="C2025-000042",
+        reason="Numéro d'engagement manquant",
+        refused_at=NOW,
+        notice=BUYER,
+    ),
     InvoiceIssued(
         invoice_id=INVOICE_ID,
-        number="VP-2025-000123",
+        number="F2025-000123",
         account_id=ACCOUNT_ID,
         order_id=ORDER_ID,
         amounts=PRICE,
         issued_at=NOW,
-        pdf_url=f"/invoices/{INVOICE_ID}.pdf",
+        pdf_url=f"/api/v1/invoices/{INVOICE_ID}/pdf",
+        payment_method="card",
+        paid=True,
+        notice=BUYER,
+    ),
+    CreditNoteIssued(
+        invoice_id=INVOICE_ID,
+        credit_note_id=CREDIT_NOTE_ID,
+        number="A2025-000007",
+        invoice_number="F2025-000123",
+        account_id=ACCOUNT_ID,
+        amounts=PRICE,
+        reason="Commande annulée",
+        issued_at=NOW,
+        pdf_url=f"/api/v1/credit-notes/{CREDIT_NOTE_ID}/pdf",
+        notice=BUYER,
     ),
     SessionScheduled(
         session_id=SESSION_ID,

@@ -37,7 +37,7 @@ TOPICS: dict[str, Topic] = {
         Topic(
             name="accounts.account",
             owner="accounts",
-            consumers=("notifier",),
+            consumers=("billing", "notifier"),
             description="Life of an institution's account: sign-up, verification, members, closing.",
             events=(
                 accounts.AccountRegistered,
@@ -58,7 +58,7 @@ TOPICS: dict[str, Topic] = {
             name="billing.wallet",
             owner="billing",
             consumers=("enrollment", "notifier"),
-            description="Token wallet of an account: purchases, debits, refunds, expiries.",
+            description="Token wallet of an account: purchases, purchase orders, debits, refunds, expiries.",
             events=(
                 billing.TokenPurchased,
                 billing.TokensDebited,
@@ -66,14 +66,16 @@ TOPICS: dict[str, Topic] = {
                 billing.TokensRefunded,
                 billing.TokensExpired,
                 billing.TokensExpiringSoon,
+                billing.PurchaseOrderReceived,
+                billing.PurchaseOrderRefused,
             ),
         ),
         Topic(
             name="billing.invoice",
             owner="billing",
             consumers=("notifier",),
-            description="Invoices issued to accounts.",
-            events=(billing.InvoiceIssued,),
+            description="Invoices and credit notes issued to accounts.",
+            events=(billing.InvoiceIssued, billing.CreditNoteIssued),
         ),
         Topic(
             name="catalogue.session",

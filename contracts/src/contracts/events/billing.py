@@ -3,11 +3,32 @@
 import uuid
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.base import Event, NonEmptyStr, UtcDatetime, VatAmounts
+from contracts.base import Email, Event, Language, NonEmptyStr, UtcDatetime, VatAmounts
 
 DebitRejection = Literal["insufficient_balance", "account_unverified", "account_closed", "unknown_account"]
+PaymentMethod = Literal["card", "purchase_order"]
+
+
+class LotTokens(BaseModel):
+    """Tokens taken from (or given back to) one lot."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    lot_id: uuid.UUID = Field(description="Id of the lot.")
+    tokens: int = Field(ge=1, description="Number of tokens.")
+    expires_at: UtcDatetime = Field(description="When the lot expires (UTC).")
+
+
+class Notice(BaseModel):
+    """Where the mail about an event goes: the person who placed the order (managers only)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    email: Email = Field(description="Address of the person to tell.")
+    name: str = Field("", max_length=200, description="Their name, for the greeting.")
+    language: Language = Field("fr", description="Language of their mails.")
 
 
 class WalletEvent(Event):
@@ -26,7 +47,7 @@ class TokenPurchased(WalletEvent):
     tokens: int = Field(ge=1, description="Number of tokens bought.")
     bonus_tokens: int = Field(0, ge=0, description="Free tokens added to the lot by the price list.")
     amounts: VatAmounts = Field(description="Price paid, with VAT.")
-    payment_method: Literal["card", "purchase_order"] = Field(description="How the order is paid.")
+    payment_method: PaymentMethod = Field(description="How the order is paid.")
     expires_at: UtcDatetime = Field(description="When the lot's unused tokens expire (UTC).")
     balance_after: int = Field(ge=0, description="Usable tokens of the account after the credit.")
 
@@ -40,6 +61,10 @@ class TokensDebited(WalletEvent):
     lot_id: uuid.UUID = Field(description="Id of the lot the tokens were taken from.")
     tokens: int = Field(1, ge=1, description="Number of tokens debited.")
     balance_after: int = Field(ge=0, description="Usable tokens of the account after the debit.")
+    lots: list[LotTokens] = Field(
+        default_factory=list,
+        description="Every lot the tokens were taken from, earliest-expiring first (`lot_id` is the first).",
+    )
 
 
 class TokenDebitRejected(WalletEvent):
@@ -60,6 +85,9 @@ class TokensRefunded(WalletEvent):
     lot_id: uuid.UUID = Field(description="Id of the lot the tokens went back to.")
     tokens: int = Field(1, ge=1, description="Number of tokens refunded.")
     balance_after: int = Field(ge=0, description="Usable tokens of the account after the refund.")
+    lots: list[LotTokens] = Field(
+        default_factory=list, description="Every lot the tokens went back to, each with its own expiry."
+    )
 
 
 class TokensExpired(WalletEvent):
@@ -79,6 +107,32 @@ class TokensExpiringSoon(WalletEvent):
     lot_id: uuid.UUID = Field(description="Id of the lot.")
     tokens: int = Field(ge=1, description="Number of unused tokens in the lot.")
     expires_at: UtcDatetime = Field(description="When the lot expires (UTC).")
+    notice: Notice | None = Field(None, description="Who bought the lot and is reminded; None when unknown.")
+
+
+class PurchaseOrderReceived(WalletEvent):
+    """A manager sent a purchase order (pay on invoice); an organiser is to validate or refuse it."""
+
+    type: Literal["PurchaseOrderReceived"] = "PurchaseOrderReceived"
+    order_id: uuid.UUID = Field(description="Id of the order.")
+    reference: NonEmptyStr = Field(description="Visiopass reference of the order, e.g. C2026-000042.")
+    buyer_order_number: NonEmptyStr = Field(description="The buyer's own purchase-order number.")
+    institution_name: NonEmptyStr = Field(description="Name of the buying institution.")
+    tokens: int = Field(ge=1, description="Tokens ordered, bonus included.")
+    amounts: VatAmounts = Field(description="Price of the order, with VAT.")
+    received_at: UtcDatetime = Field(description="When the order was received (UTC).")
+    notice: Notice | None = Field(None, description="The manager who sent it (told that it was received).")
+
+
+class PurchaseOrderRefused(WalletEvent):
+    """An organiser refused a purchase order; no token is credited and nothing is owed."""
+
+    type: Literal["PurchaseOrderRefused"] = "PurchaseOrderRefused"
+    order_id: uuid.UUID = Field(description="Id of the order.")
+    reference: NonEmptyStr = Field(description="Visiopass reference of the order.")
+    reason: NonEmptyStr = Field(description="Why, in the organiser's words.")
+    refused_at: UtcDatetime = Field(description="When it was refused (UTC).")
+    notice: Notice | None = Field(None, description="The manager who sent it.")
 
 
 class InvoiceEvent(Event):
@@ -100,3 +154,22 @@ class InvoiceIssued(InvoiceEvent):
     pdf_url: NonEmptyStr = Field(
         description="Path of the PDF on the public site, relative to its base URL, e.g. /invoices/<id>.pdf."
     )
+    payment_method: PaymentMethod = Field("card", description="How the order is paid.")
+    paid: bool = Field(True, description="True when already paid (card); False when payable by transfer.")
+    due_at: UtcDatetime | None = Field(None, description="When payment is due, for an invoice not yet paid (UTC).")
+    notice: Notice | None = Field(None, description="Who is sent the invoice.")
+
+
+class CreditNoteIssued(InvoiceEvent):
+    """A credit note cancelled all or part of an invoice; `invoice_id` is the invoice it corrects."""
+
+    type: Literal["CreditNoteIssued"] = "CreditNoteIssued"
+    credit_note_id: uuid.UUID = Field(description="Id of the credit note.")
+    number: NonEmptyStr = Field(description="Legal, sequential credit-note number, e.g. A2026-000007.")
+    invoice_number: NonEmptyStr = Field(description="Number of the invoice it corrects.")
+    account_id: uuid.UUID = Field(description="Id of the account.")
+    amounts: VatAmounts = Field(description="Credited amounts, with VAT.")
+    reason: NonEmptyStr = Field(description="Why the invoice is corrected.")
+    issued_at: UtcDatetime = Field(description="Date of issue (UTC).")
+    pdf_url: NonEmptyStr = Field(description="Path of the PDF on the public site, relative to its base URL.")
+    notice: Notice | None = Field(None, description="Who is sent the credit note.")

@@ -35,6 +35,7 @@ class EnrollmentRequested(EnrollmentEvent):
 
     type: Literal["EnrollmentRequested"] = "EnrollmentRequested"
     privatisation: bool = Field(description="True when the institution books the whole session for itself.")
+    tokens: int = Field(1, ge=1, le=1000, description="Tokens the enrolment costs: 1, or the session's premium price.")
 
 
 class Enrolled(EnrollmentEvent):
