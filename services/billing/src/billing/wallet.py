@@ -1,0 +1,475 @@
+"""The token wallet of an account: lots with their own expiry, and the append-only ledger.
+
+Guarantees (each has a test):
+- The balance is the sum of the remaining tokens of the live lots (not expired), and equals the ledger's
+  credits - debits + refunds - expiries. Every change of a lot writes its ledger line in the same transaction.
+- Every change of an account's lots first locks the account's wallet row (`lock_wallet`): concurrent debits of
+  one account run one after the other, so none can overdraw it, and the expiry job never races a debit.
+- A debit takes the earliest-expiring lot first (then the oldest). A lot is usable strictly before its expiry
+  instant; at that instant it is expired (by the debit itself if the daily job has not run yet).
+- One charge per enrolment (primary key): a redelivered EnrollmentRequested finds its charge and does nothing;
+  a refund turns a `debited` charge into `refunded` once, giving each lot back what was taken from it.
+- Ledger lines are unique per (operation key, lot): the same operation can never be written twice.
+
+Functions take the caller's session and return the events to publish (through the outbox, same transaction).
+They never commit."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import case, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.models import enrollment_charges, ledger, lots, orders, wallets
+from contracts import Event
+from contracts.events.billing import (
+    LotTokens,
+    Notice,
+    TokenDebitRejected,
+    TokensDebited,
+    TokensExpired,
+    TokensExpiringSoon,
+    TokensRefunded,
+)
+
+EXPIRY_WARNING = timedelta(days=30)
+LedgerKind = Literal["credit", "debit", "refund", "expiry"]
+
+
+@dataclass(frozen=True)
+class Taken:
+    lot_id: uuid.UUID
+    tokens: int
+    expires_at: datetime
+
+    def as_event(self) -> LotTokens:
+        return LotTokens(lot_id=self.lot_id, tokens=self.tokens, expires_at=self.expires_at)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"lot_id": str(self.lot_id), "tokens": self.tokens, "expires_at": self.expires_at.isoformat()}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> "Taken":
+        return cls(uuid.UUID(value["lot_id"]), int(value["tokens"]), datetime.fromisoformat(value["expires_at"]))
+
+
+async def ensure_wallet(session: AsyncSession, account_id: uuid.UUID) -> None:
+    await session.execute(pg_insert(wallets).values(account_id=account_id).on_conflict_do_nothing())
+
+
+async def lock_wallet(session: AsyncSession, account_id: uuid.UUID) -> Any:
+    """The account's wallet row, locked until the transaction ends (None when billing never heard of it).
+    Taken before any change to the account's lots: it orders concurrent debits, refunds, credits and expiries."""
+    result = await session.execute(select(wallets).where(wallets.c.account_id == account_id).with_for_update())
+    return result.one_or_none()
+
+
+async def balance(session: AsyncSession, account_id: uuid.UUID, now: datetime) -> int:
+    """Usable tokens: the remaining tokens of the lots not expired at `now`."""
+    total = await session.scalar(
+        select(func.coalesce(func.sum(lots.c.remaining), 0)).where(
+            lots.c.account_id == account_id, lots.c.expired_at.is_(None), lots.c.expires_at > now
+        )
+    )
+    return int(total or 0)
+
+
+async def _write(
+    session: AsyncSession,
+    *,
+    account_id: uuid.UUID,
+    kind: LedgerKind,
+    tokens: int,
+    lot_id: uuid.UUID,
+    operation_key: str,
+    balance_after: int,
+    now: datetime,
+    order_id: uuid.UUID | None = None,
+    enrollment_id: uuid.UUID | None = None,
+    session_id: uuid.UUID | None = None,
+) -> None:
+    await session.execute(
+        insert(ledger).values(
+            account_id=account_id,
+            kind=kind,
+            tokens=tokens,
+            lot_id=lot_id,
+            operation_key=operation_key,
+            order_id=order_id,
+            enrollment_id=enrollment_id,
+            session_id=session_id,
+            balance_after=balance_after,
+            created_at=now,
+        )
+    )
+
+
+async def credit(
+    session: AsyncSession,
+    *,
+    account_id: uuid.UUID,
+    order_id: uuid.UUID,
+    tokens: int,
+    expires_at: datetime,
+    now: datetime,
+    operation_key: str,
+) -> tuple[uuid.UUID, int]:
+    """A new lot of `tokens` expiring at `expires_at`; returns its id and the balance after."""
+    await ensure_wallet(session, account_id)
+    await lock_wallet(session, account_id)
+    lot_id = uuid.uuid4()
+    await session.execute(
+        insert(lots).values(
+            id=lot_id,
+            account_id=account_id,
+            order_id=order_id,
+            tokens=tokens,
+            remaining=tokens,
+            expires_at=expires_at,
+            created_at=now,
+        )
+    )
+    after = await balance(session, account_id, now)
+    await _write(
+        session,
+        account_id=account_id,
+        kind="credit",
+        tokens=tokens,
+        lot_id=lot_id,
+        operation_key=operation_key,
+        balance_after=after,
+        now=now,
+        order_id=order_id,
+    )
+    return lot_id, after
+
+
+async def expire_due(session: AsyncSession, account_id: uuid.UUID, now: datetime) -> list[Event]:
+    """Expire the account's lots whose expiry instant has come (the wallet row must be locked)."""
+    due = await session.execute(
+        update(lots)
+        .where(lots.c.account_id == account_id, lots.c.expired_at.is_(None), lots.c.expires_at <= now)
+        .values(expired_at=now, remaining=0)
+        .returning(lots.c.id, lots.c.expires_at, lots.c.remaining.label("zero"))
+    )
+    expired = due.all()
+    if not expired:
+        return []
+    # remaining is 0 after the update; what each lot held comes from the ledger: credits + refunds - debits
+    events: list[Event] = []
+    after = await balance(session, account_id, now)
+    for lot_id, expires_at, _ in sorted(expired, key=lambda row: (row.expires_at, row.id)):
+        held = await _held_by_lot(session, lot_id)
+        if held <= 0:
+            continue
+        await _write(
+            session,
+            account_id=account_id,
+            kind="expiry",
+            tokens=held,
+            lot_id=lot_id,
+            operation_key=f"expiry:{lot_id}",
+            balance_after=after,
+            now=now,
+        )
+        events.append(
+            TokensExpired(account_id=account_id, lot_id=lot_id, tokens=held, expired_at=expires_at, balance_after=after)
+        )
+    return events
+
+
+async def _held_by_lot(session: AsyncSession, lot_id: uuid.UUID) -> int:
+    signed = func.sum(case((ledger.c.kind.in_(("credit", "refund")), ledger.c.tokens), else_=-ledger.c.tokens))
+    return int(await session.scalar(select(func.coalesce(signed, 0)).where(ledger.c.lot_id == lot_id)) or 0)
+
+
+async def debit_for_enrollment(
+    session: AsyncSession,
+    *,
+    account_id: uuid.UUID,
+    enrollment_id: uuid.UUID,
+    session_id: uuid.UUID,
+    tokens: int,
+    now: datetime,
+) -> list[Event]:
+    """Debit `tokens` for an enrolment, earliest-expiring lots first, or reject it with a reason. A second call
+    for the same enrolment returns no event and changes nothing."""
+    wallet = await lock_wallet(session, account_id)
+    if await _charge_exists(session, enrollment_id):
+        return []
+    events: list[Event] = []
+    reason: str | None = None
+    if wallet is None:
+        reason = "unknown_account"
+    elif wallet.closed_at is not None:
+        reason = "account_closed"
+    elif wallet.verified_at is None:
+        reason = "account_unverified"
+    else:
+        events += await expire_due(session, account_id, now)
+        if await balance(session, account_id, now) < tokens:
+            reason = "insufficient_balance"
+    if reason is not None:
+        await _record_charge(session, enrollment_id, account_id, session_id, tokens, "rejected", [], now, reason)
+        rejected = TokenDebitRejected(
+            account_id=account_id,
+            enrollment_id=enrollment_id,
+            session_id=session_id,
+            reason=reason,  # type: ignore[arg-type]
+        )
+        return [*events, rejected]
+    taken = await _take(session, account_id, tokens, now)
+    after = await balance(session, account_id, now)
+    for part in taken:
+        await _write(
+            session,
+            account_id=account_id,
+            kind="debit",
+            tokens=part.tokens,
+            lot_id=part.lot_id,
+            operation_key=f"debit:{enrollment_id}",
+            balance_after=after,
+            now=now,
+            enrollment_id=enrollment_id,
+            session_id=session_id,
+        )
+    await _record_charge(session, enrollment_id, account_id, session_id, tokens, "debited", taken, now)
+    debited = TokensDebited(
+        account_id=account_id,
+        enrollment_id=enrollment_id,
+        session_id=session_id,
+        lot_id=taken[0].lot_id,
+        tokens=tokens,
+        balance_after=after,
+        lots=[part.as_event() for part in taken],
+    )
+    return [*events, debited]
+
+
+async def _take(session: AsyncSession, account_id: uuid.UUID, tokens: int, now: datetime) -> list[Taken]:
+    usable = await session.execute(
+        select(lots.c.id, lots.c.remaining, lots.c.expires_at)
+        .where(
+            lots.c.account_id == account_id,
+            lots.c.expired_at.is_(None),
+            lots.c.expires_at > now,
+            lots.c.remaining > 0,
+        )
+        .order_by(lots.c.expires_at, lots.c.created_at, lots.c.id)
+    )
+    taken: list[Taken] = []
+    wanted = tokens
+    for lot_id, remaining, expires_at in usable:
+        if wanted == 0:
+            break
+        part = min(wanted, remaining)
+        await session.execute(update(lots).where(lots.c.id == lot_id).values(remaining=lots.c.remaining - part))
+        taken.append(Taken(lot_id, part, expires_at))
+        wanted -= part
+    if wanted:
+        raise RuntimeError("balance checked under the wallet lock, yet the lots fell short")
+    return taken
+
+
+async def _charge_exists(session: AsyncSession, enrollment_id: uuid.UUID) -> bool:
+    found = await session.scalar(
+        select(enrollment_charges.c.enrollment_id).where(enrollment_charges.c.enrollment_id == enrollment_id)
+    )
+    return found is not None
+
+
+async def _record_charge(
+    session: AsyncSession,
+    enrollment_id: uuid.UUID,
+    account_id: uuid.UUID,
+    session_id: uuid.UUID,
+    tokens: int,
+    status: str,
+    taken: list[Taken],
+    now: datetime,
+    reason: str | None = None,
+) -> None:
+    await session.execute(
+        insert(enrollment_charges).values(
+            enrollment_id=enrollment_id,
+            account_id=account_id,
+            session_id=session_id,
+            tokens=tokens,
+            status=status,
+            reason=reason,
+            lots=[part.as_json() for part in taken],
+            created_at=now,
+        )
+    )
+
+
+async def refund_enrollment(session: AsyncSession, enrollment_id: uuid.UUID, now: datetime) -> list[Event]:
+    """Give back what an enrolment's debit took, each token to the lot it came from (with that lot's expiry).
+    Nothing for an enrolment never debited, rejected or already refunded. A lot that expired in between takes
+    its tokens back and expires them at once (the ledger shows both lines)."""
+    account_id = await session.scalar(
+        select(enrollment_charges.c.account_id).where(enrollment_charges.c.enrollment_id == enrollment_id)
+    )
+    if account_id is None:
+        return []
+    await lock_wallet(session, account_id)
+    refunded = await session.execute(
+        update(enrollment_charges)
+        .where(enrollment_charges.c.enrollment_id == enrollment_id, enrollment_charges.c.status == "debited")
+        .values(status="refunded", refunded_at=now)
+        .returning(enrollment_charges.c.session_id, enrollment_charges.c.tokens, enrollment_charges.c.lots)
+    )
+    charge = refunded.one_or_none()
+    if charge is None:
+        return []
+    given_back = [Taken.from_json(part) for part in charge.lots]
+    late: list[Taken] = []
+    for part in given_back:
+        row = await session.execute(
+            update(lots)
+            .where(lots.c.id == part.lot_id, lots.c.expired_at.is_(None))
+            .values(remaining=lots.c.remaining + part.tokens)
+            .returning(lots.c.id)
+        )
+        if row.one_or_none() is None:
+            late.append(part)
+    after = await balance(session, account_id, now)
+    for part in given_back:
+        await _write(
+            session,
+            account_id=account_id,
+            kind="refund",
+            tokens=part.tokens,
+            lot_id=part.lot_id,
+            operation_key=f"refund:{enrollment_id}",
+            balance_after=after,
+            now=now,
+            enrollment_id=enrollment_id,
+            session_id=charge.session_id,
+        )
+    events: list[Event] = [
+        TokensRefunded(
+            account_id=account_id,
+            enrollment_id=enrollment_id,
+            session_id=charge.session_id,
+            lot_id=given_back[0].lot_id,
+            tokens=charge.tokens,
+            balance_after=after,
+            lots=[part.as_event() for part in given_back],
+        )
+    ]
+    for part in late:  # its lot expired meanwhile: the tokens come back and expire with it
+        await _write(
+            session,
+            account_id=account_id,
+            kind="expiry",
+            tokens=part.tokens,
+            lot_id=part.lot_id,
+            operation_key=f"refund-expiry:{enrollment_id}",
+            balance_after=after,
+            now=now,
+        )
+        events.append(
+            TokensExpired(
+                account_id=account_id,
+                lot_id=part.lot_id,
+                tokens=part.tokens,
+                expired_at=part.expires_at,
+                balance_after=after,
+            )
+        )
+    return events
+
+
+async def debited_enrollments_of_session(session: AsyncSession, session_id: uuid.UUID) -> list[uuid.UUID]:
+    result = await session.scalars(
+        select(enrollment_charges.c.enrollment_id).where(
+            enrollment_charges.c.session_id == session_id, enrollment_charges.c.status == "debited"
+        )
+    )
+    return list(result)
+
+
+async def close_lots_of_order(
+    session: AsyncSession, account_id: uuid.UUID, order_id: uuid.UUID, operation_key: str, now: datetime
+) -> list[Event]:
+    """Withdraw the unused tokens of an order's lots (its invoice was cancelled by a credit note): the lots end
+    now, as an expiry."""
+    await lock_wallet(session, account_id)
+    closed = await session.execute(
+        update(lots)
+        .where(lots.c.order_id == order_id, lots.c.expired_at.is_(None))
+        .values(expired_at=now, remaining=0)
+        .returning(lots.c.id)
+    )
+    events: list[Event] = []
+    after = await balance(session, account_id, now)
+    for (lot_id,) in closed.all():
+        held = await _held_by_lot(session, lot_id)
+        if held <= 0:
+            continue
+        await _write(
+            session,
+            account_id=account_id,
+            kind="expiry",
+            tokens=held,
+            lot_id=lot_id,
+            operation_key=operation_key,
+            balance_after=after,
+            now=now,
+            order_id=order_id,
+        )
+        events.append(
+            TokensExpired(account_id=account_id, lot_id=lot_id, tokens=held, expired_at=now, balance_after=after)
+        )
+    return events
+
+
+async def accounts_with_due_lots(session: AsyncSession, now: datetime, limit: int = 500) -> list[uuid.UUID]:
+    result = await session.scalars(
+        select(lots.c.account_id)
+        .where(lots.c.expired_at.is_(None), lots.c.expires_at <= now)
+        .group_by(lots.c.account_id)
+        .limit(limit)
+    )
+    return list(result)
+
+
+async def warn_expiring(session: AsyncSession, now: datetime) -> list[Event]:
+    """TokensExpiringSoon for each lot with tokens left that expires within 30 days, once per lot: the update
+    marks it, and a second replica running the same statement finds it marked (row locks make it wait, then
+    re-check). The reminder goes to whoever placed the lot's order."""
+    warned = await session.execute(
+        update(lots)
+        .where(
+            lots.c.expired_at.is_(None),
+            lots.c.warned_at.is_(None),
+            lots.c.remaining > 0,
+            lots.c.expires_at > now,
+            lots.c.expires_at <= now + EXPIRY_WARNING,
+        )
+        .values(warned_at=now)
+        .returning(lots.c.id, lots.c.account_id, lots.c.order_id, lots.c.remaining, lots.c.expires_at)
+    )
+    rows = warned.all()
+    buyers = await session.execute(
+        select(orders.c.id, orders.c.notice).where(orders.c.id.in_({row.order_id for row in rows}))
+    )
+    notices = {order_id: Notice.model_validate(notice) if notice else None for order_id, notice in buyers}
+    return [
+        TokensExpiringSoon(
+            account_id=row.account_id,
+            lot_id=row.id,
+            tokens=row.remaining,
+            expires_at=row.expires_at,
+            notice=notices.get(row.order_id),
+        )
+        for row in rows
+    ]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
