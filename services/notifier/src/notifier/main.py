@@ -17,6 +17,8 @@ from contracts.events.accounts import (
 )
 from notifier import service as notifier
 from notifier.api import CONTROLLERS
+from notifier.billing_mails import INVOICE_MAILS, WALLET_MAILS, billing_handlers
+from notifier.documents import BillingDocuments
 from notifier.handlers import SUPERSEDED_ACCOUNT_MAILS, account_handlers
 from notifier.mailer import SmtpMailer
 from notifier.settings import NotifierSettings
@@ -43,7 +45,10 @@ service.consume(
         *SUPERSEDED_ACCOUNT_MAILS,
     ],  # keep in step with ACCOUNT_MAILS
 )(account_handlers(settings))
+service.consume("billing.wallet", "wallet-mails", events=list(WALLET_MAILS))(billing_handlers(settings))
+service.consume("billing.invoice", "invoice-mails", events=list(INVOICE_MAILS))(billing_handlers(settings))
 mailer = SmtpMailer(settings)
+documents = BillingDocuments.from_settings(settings)
 
 
 async def deliver_forever() -> None:
@@ -56,6 +61,7 @@ async def deliver_forever() -> None:
                     mailer,
                     sender=settings.mail_from,
                     max_attempts=settings.delivery_max_attempts,
+                    documents=documents,
                 )
         except Exception:
             log.exception("delivery loop failed")

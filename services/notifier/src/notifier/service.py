@@ -1,16 +1,24 @@
-"""What the notifier does: plan one delivery per (event, template, recipient), render it, send it, log it."""
+"""What the notifier does: plan one delivery per (event, template, recipient), render it, send it, log it.
+
+A mail may attach documents (billing's invoices and credit notes). The delivery's row holds a reference to each
+(`attachment`), never the file: the file is fetched from its owner when the mail is sent, at every attempt. A
+document its owner cannot serve now fails the attempt like an unreachable SMTP server (tried again later); one
+its owner does not know fails the delivery at once (`Undeliverable`)."""
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_currency
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import escape
 from sqlalchemy import case, func, select, update
@@ -59,14 +67,51 @@ def local_datetime(moment: datetime, language: str) -> str:
     return format_datetime(moment, "d MMMM y HH:mm zzz", tzinfo=DISPLAY_TIMEZONE, locale=language)
 
 
+def local_date(moment: datetime, language: str) -> str:
+    """The day `moment` falls on in Paris, e.g. "9 avril 2025" / "9 April 2025"."""
+    return format_date(moment.astimezone(DISPLAY_TIMEZONE), "d MMMM y", locale=language)
+
+
+def money(amount_cents: int, currency: str, language: str) -> str:
+    """An amount as the reader writes it: "72,00 €" in French, "€72.00" in English."""
+    return format_currency(Decimal(amount_cents).scaleb(-2), currency, locale=language)
+
+
 class Mailer(Protocol):
     async def send(self, message: EmailMessage) -> None:
         """Send it, or raise: `Undeliverable` when no later attempt can succeed, anything else to try again."""
 
 
 class Undeliverable(Exception):
-    """The recipient's mail server refused the address for good (an SMTP 5xx reply to RCPT TO): the delivery
-    fails at once, since trying again an hour later gets the same answer."""
+    """The recipient's mail server refused the address for good (an SMTP 5xx reply to RCPT TO), or the mail
+    cannot be made for good (a document to attach no longer exists): the delivery fails at once, since trying
+    again an hour later gets the same answer."""
+
+
+ATTACHMENTS = "attachments"  # the variable holding a mail's attachment references; not given to the template
+
+
+def attachment(document_id: uuid.UUID, account_id: uuid.UUID, filename: str) -> dict[str, str]:
+    """The reference to one of billing's documents that a planned delivery keeps, to attach it when sent."""
+    return {"document_id": str(document_id), "account_id": str(account_id), "filename": filename}
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content: bytes
+
+
+class Documents(Protocol):
+    async def pdf(self, document_id: uuid.UUID) -> bytes:
+        """The document's PDF, or raise: `Undeliverable` when it does not exist, anything else to try again."""
+
+
+class NoDocuments:
+    """Where no document source is wired: a mail with an attachment waits (tried again), never goes without it."""
+
+    async def pdf(self, document_id: uuid.UUID) -> bytes:
+        raise RuntimeError("no document source is configured to fetch the attachment")
 
 
 async def plan(
@@ -112,7 +157,9 @@ async def forget_account(session: AsyncSession, account_id: uuid.UUID, *, except
     )
 
 
-def compose(sender: str, recipient: str, rendered: Rendered, language: str) -> EmailMessage:
+def compose(
+    sender: str, recipient: str, rendered: Rendered, language: str, attachments: Sequence[Attachment] = ()
+) -> EmailMessage:
     message = EmailMessage()
     message["From"] = sender
     message["To"] = recipient
@@ -121,13 +168,31 @@ def compose(sender: str, recipient: str, rendered: Rendered, language: str) -> E
     message["Content-Language"] = language
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")
+    for each in attachments:
+        message.add_attachment(each.content, maintype="application", subtype="pdf", filename=each.filename)
     return message
 
 
+async def _attachments(references: list[dict[str, str]], documents: Documents) -> list[Attachment]:
+    return [
+        Attachment(filename=ref["filename"], content=await documents.pdf(uuid.UUID(ref["document_id"])))
+        for ref in references
+    ]
+
+
 async def send_due(
-    session: AsyncSession, outbox: Outbox, mailer: Mailer, *, sender: str, max_attempts: int, batch: int = 20
+    session: AsyncSession,
+    outbox: Outbox,
+    mailer: Mailer,
+    *,
+    sender: str,
+    max_attempts: int,
+    batch: int = 20,
+    documents: Documents | None = None,
 ) -> int:
-    """Send the deliveries that are due (rows locked, so replicas share the work); returns how many were tried."""
+    """Send the deliveries that are due (rows locked, so replicas share the work); returns how many were tried.
+    `documents` serves the files the mails attach."""
+    documents = documents or NoDocuments()
     rows = (
         await session.execute(
             select(deliveries)
@@ -139,8 +204,11 @@ async def send_due(
     ).all()
     for row in rows:
         try:
-            rendered = render(row.template, row.language, row.context)
-            await mailer.send(compose(sender, row.recipient, rendered, row.language))
+            variables = dict(row.context)
+            references = variables.pop(ATTACHMENTS, [])
+            rendered = render(row.template, row.language, variables)
+            files = await _attachments(references, documents)
+            await mailer.send(compose(sender, row.recipient, rendered, row.language, files))
         except Exception as exc:
             await _record_failure(session, outbox, row, exc, max_attempts)
             continue

@@ -1,6 +1,9 @@
-from pydantic import SecretStr
-from pydantic_settings import SettingsConfigDict
+from typing import Annotated, Any
 
+from pydantic import SecretStr, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from contracts.base import Email
 from contracts.secrets import Keyring
 from servicekit.settings import ServiceSettings
 
@@ -24,6 +27,18 @@ class NotifierSettings(ServiceSettings):
     # keyring opening the sealed tokens of the links in events (contracts.secrets): "kid:<base64 32 bytes>[,...]",
     # the same keys as the producers' (ACCOUNTS_EVENT_SECRET_KEYS); never logged
     event_secret_keys: SecretStr | None = None
+    # billing's internal API, where the PDFs attached to the billing mails are fetched at send time
+    billing_url: str = "http://127.0.0.1:8102"
+    billing_timeout_seconds: float = 10.0
+    # the organisers' address(es), told of each new purchase order: "a@x.fr,b@x.fr"; none = no alert mail
+    back_office_emails: Annotated[list[Email], NoDecode] = []
+
+    @field_validator("back_office_emails", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [address.strip() for address in value.split(",") if address.strip()]
+        return value
 
     def keyring(self) -> Keyring | None:
         """The keyring of `event_secret_keys`; None when unset (then no sealed token opens)."""
