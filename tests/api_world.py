@@ -41,12 +41,16 @@ class World:
 
     def path_values(self) -> dict[str, str]:
         """Real ids for the path parameters of the API (`user_id` is the manager's own; `token_id` names no API
-        token: revoking it is a 404)."""
+        token: revoking it is a 404; nor do the billing ids name anything of this account's)."""
+        nothing = str(uuid.uuid5(uuid.NAMESPACE_URL, self.account_id))
         return {
             "account_id": self.account_id,
             "member_id": self.member_id,
             "user_id": self.manager_id,
-            "token_id": str(uuid.uuid5(uuid.NAMESPACE_URL, self.account_id)),
+            "token_id": nothing,
+            "item_id": nothing,
+            "order_id": nothing,
+            "document_id": nothing,
         }
 
 

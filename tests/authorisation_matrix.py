@@ -29,6 +29,7 @@ do: if a route answers otherwise, fix the route, or mark the entry with `bug=` a
 """
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,6 +95,8 @@ class Call:
     query: dict[str, str] | None = None
     token: str | None = None  # a session standing in for the caller's own (same role), when the call ends it
     anonymous: bool = False  # send no session at all
+    headers: dict[str, str] = field(default_factory=dict)  # more headers (e.g. a webhook's signature)
+    cookies: dict[str, str] = field(default_factory=dict)  # more cookies (e.g. the institution a page shows)
 
 
 @dataclass
@@ -536,6 +539,270 @@ async def static_file(scene: Scene, caller: str) -> Call:
     return Call({"file_path": "portal.css"})
 
 
+# --- the billing back-office: price items, purchase orders and invoices made for one call -------------------------
+
+
+async def as_organiser(scene: Scene, method: str, path: str, json: Any = None) -> Any:
+    """The set-up's own call to the back-office's API, as the caller `organiser`."""
+    async with scene.client() as gateway:
+        answer = await gateway.request(method, path, json=json, headers=bearer(scene.people["organiser"].token))
+        assert answer.status_code in (200, 201), answer.text
+        return answer.json()
+
+
+def price_item_body(caller: str) -> dict[str, Any]:
+    """An item nobody is offered (inactive), so that the price list the other tests see stays as it is."""
+    return {
+        "code": f"matrix-{caller.replace('_', '-')}-{uuid.uuid4().hex[:8]}",
+        "label_fr": "Jeton de test",
+        "label_en": "Test token",
+        "tokens": 1,
+        "bonus_tokens": 0,
+        "net_cents": 6000,
+        "vat_rate_bp": 2000,
+        "validity": "24_months",
+        "purchase_order_allowed": True,
+        "active": False,
+        "position": 99,
+    }
+
+
+def price_item_form(body: dict[str, Any]) -> dict[str, str]:
+    """The back-office's form for an item, as typed (euros and percent)."""
+    return {
+        "code": body["code"],
+        "label_fr": body["label_fr"],
+        "label_en": body["label_en"],
+        "tokens": str(body["tokens"]),
+        "bonus_tokens": str(body["bonus_tokens"]),
+        "net": "60,00",
+        "vat_rate": "20",
+        "validity": body["validity"],
+        "purchase_order_allowed": "on",
+        "position": str(body["position"]),
+    }
+
+
+async def new_price_item(scene: Scene, caller: str) -> Call:
+    return Call(scene.values(), json=price_item_body(caller))
+
+
+async def page_new_price_item(scene: Scene, caller: str) -> Call:
+    return Call(scene.values(), form=price_item_form(price_item_body(caller)))
+
+
+async def changed_price_item(scene: Scene, caller: str) -> Call:
+    item = await as_organiser(scene, "POST", "/api/v1/back-office/price-list", price_item_body(caller))
+    return Call(scene.values() | {"item_id": item["id"]}, json=price_item_body(caller) | {"code": item["code"]})
+
+
+async def page_changed_price_item(scene: Scene, caller: str) -> Call:
+    item = await as_organiser(scene, "POST", "/api/v1/back-office/price-list", price_item_body(caller))
+    return Call(scene.values() | {"item_id": item["id"]}, form=price_item_form(price_item_body(caller)))
+
+
+async def purchase_order(scene: Scene, signed: bool = False) -> dict[str, Any]:
+    """A purchase order of one token, placed by the set-up's manager `host` (with the signed PDF when `signed`)."""
+    host = scene.host
+    async with scene.client() as gateway:
+        items = (await gateway.get("/api/v1/price-list")).json()["items"]
+        [unit] = [item["id"] for item in items if item["code"] == "unit"]
+        body = {
+            "lines": [{"item_id": unit, "quantity": 1}],
+            "buyer_order_number": f"BC-{uuid.uuid4().hex[:8]}",
+            "service_code": "MATRIX",
+        }
+        placed = await gateway.post(
+            f"/api/v1/accounts/{host.account_id}/purchase-orders", json=body, headers=bearer(host.token)
+        )
+        assert placed.status_code == 201, placed.text
+        order: dict[str, Any] = placed.json()
+        if signed:
+            attached = await gateway.put(
+                f"/api/v1/accounts/{host.account_id}/orders/{order['id']}/signed-order",
+                content=b"%PDF-1.4\n%%EOF\n",
+                headers=bearer(host.token) | {"Content-Type": "application/pdf"},
+            )
+            assert attached.status_code == 204, attached.text
+    return order
+
+
+async def pending_order(scene: Scene, caller: str) -> Call:
+    return Call(scene.values() | {"order_id": (await purchase_order(scene))["id"]})
+
+
+async def order_to_refuse(scene: Scene, caller: str) -> Call:
+    order = await purchase_order(scene)
+    return Call(scene.values() | {"order_id": order["id"]}, json={"reason": f"Refused by {caller}"})
+
+
+async def page_order_to_refuse(scene: Scene, caller: str) -> Call:
+    order = await purchase_order(scene)
+    return Call(scene.values() | {"order_id": order["id"]}, form={"reason": f"Refused by {caller}"})
+
+
+async def signed_order(scene: Scene, caller: str) -> Call:
+    return Call(scene.values() | {"order_id": (await purchase_order(scene, signed=True))["id"]})
+
+
+async def invoice(scene: Scene) -> str:
+    """An invoice payable by transfer: a purchase order validated by the organiser; its id."""
+    order = await purchase_order(scene)
+    validated = await as_organiser(scene, "POST", f"/api/v1/back-office/orders/{order['id']}/validation")
+    return str(validated["invoice"]["id"])
+
+
+async def an_invoice(scene: Scene, caller: str) -> Call:
+    return Call(scene.values() | {"document_id": await invoice(scene)})
+
+
+async def invoice_paid(scene: Scene, caller: str) -> Call:
+    return Call(scene.values() | {"document_id": await invoice(scene)}, json={})
+
+
+async def page_invoice_paid(scene: Scene, caller: str) -> Call:
+    return Call(scene.values() | {"document_id": await invoice(scene)}, form={"received_on": ""})
+
+
+async def invoice_to_credit(scene: Scene, caller: str) -> Call:
+    return Call(scene.values() | {"document_id": await invoice(scene)}, json={"reason": f"Credited by {caller}"})
+
+
+async def page_invoice_to_credit(scene: Scene, caller: str) -> Call:
+    return Call(scene.values() | {"document_id": await invoice(scene)}, form={"reason": f"Credited by {caller}"})
+
+
+# --- A's tokens, orders and invoices: orders placed by A's manager for one call, and one paid order shared -------
+
+SIGNED_PDF = b"%PDF-1.4\n%%EOF\n"
+_paid_orders: dict[int, Any] = {}  # per scene: A's order paid by card (its invoice issued), made once
+
+
+async def as_manager_a(scene: Scene, method: str, path: str, **options: Any) -> Any:
+    async with scene.client() as gateway:
+        answer = await gateway.request(method, path, headers=bearer(scene.people["manager_a"].token), **options)
+        assert answer.status_code in (200, 201, 204), answer.text
+        return answer.json() if answer.content else None
+
+
+async def unit_item(scene: Scene) -> str:
+    async with scene.client() as gateway:
+        items = (await gateway.get("/api/v1/price-list")).json()["items"]
+    [unit] = [item["id"] for item in items if item["code"] == "unit"]
+    return str(unit)
+
+
+async def card_lines(scene: Scene, caller: str) -> dict[str, Any]:
+    return {"lines": [{"item_id": await unit_item(scene), "quantity": 1}]}
+
+
+async def purchase_order_body(scene: Scene, caller: str) -> dict[str, Any]:
+    return await card_lines(scene, caller) | {"buyer_order_number": f"BC-{caller}", "service_code": "MATRIX"}
+
+
+async def card_order_of_a(scene: Scene) -> dict[str, Any]:
+    """A card order of A awaiting its payment."""
+    path = f"/api/v1/accounts/{scene.account_a}/orders"
+    order: dict[str, Any] = await as_manager_a(scene, "POST", path, json=await card_lines(scene, "setup"))
+    return order
+
+
+async def paid_order_of_a(scene: Scene) -> dict[str, Any]:
+    """A's order paid through the sandbox provider's page (made once per scene)."""
+    if id(scene) not in _paid_orders:
+        _paid_orders[id(scene)] = asyncio.ensure_future(_pay(scene, await card_order_of_a(scene)))
+    order: dict[str, Any] = await asyncio.shield(_paid_orders[id(scene)])
+    return order
+
+
+async def _pay(scene: Scene, order: dict[str, Any]) -> dict[str, Any]:
+    checkout = "/payments/sandbox/" + order["checkout_url"].rsplit("/", 1)[1]
+    async with scene.client() as browser:
+        page = await browser.get(checkout)
+        token = page.text.split('name="_csrf_token" value="', 1)[1].split('"', 1)[0]
+        paid = await browser.post(checkout, data={"_csrf_token": token, "action": "pay"})
+        assert paid.status_code == 303, paid.text
+    for _ in range(150):
+        shown = await as_manager_a(scene, "GET", f"/api/v1/accounts/{scene.account_a}/orders/{order['id']}")
+        if shown["status"] == "paid" and shown["invoice"]:
+            return dict(shown)
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"A's order was not paid: {shown}")
+
+
+async def a_paid_order(scene: Scene, caller: str) -> Call:
+    return Call(scene.values() | {"order_id": (await paid_order_of_a(scene))["id"]}, cookies=looking_at_a(scene))
+
+
+def looking_at_a(scene: Scene) -> dict[str, str]:
+    """The portal shows A to whoever belongs to it (A's member joins other institutions in other calls); to
+    anyone else, their own institution (gateway.web.current_account ignores an institution not theirs)."""
+    return {"vp_account": scene.account_a}
+
+
+async def a_invoice(scene: Scene, caller: str) -> Call:
+    return Call(scene.values() | {"document_id": (await paid_order_of_a(scene))["invoice"]["id"]})
+
+
+async def a_invoice_file(scene: Scene, caller: str) -> Call:
+    return Call({"file_name": (await paid_order_of_a(scene))["invoice"]["id"] + ".pdf"}, cookies=looking_at_a(scene))
+
+
+async def a_card_order(scene: Scene, caller: str) -> Call:
+    """A card order of A's, awaiting its payment, that the call abandons."""
+    return Call(scene.values() | {"order_id": (await card_order_of_a(scene))["id"]}, cookies=looking_at_a(scene))
+
+
+async def a_purchase_order_pdf(scene: Scene, caller: str) -> Call:
+    """A purchase order of A's, the signed PDF the call attaches."""
+    path = f"/api/v1/accounts/{scene.account_a}/purchase-orders"
+    order = await as_manager_a(scene, "POST", path, json=await purchase_order_body(scene, caller))
+    return Call(scene.values() | {"order_id": order["id"]}, content=SIGNED_PDF, content_type="application/pdf")
+
+
+async def a_checkout(scene: Scene, caller: str) -> Call:
+    return Call({"checkout_id": (await card_order_of_a(scene))["checkout_url"].rsplit("/", 1)[1]})
+
+
+async def a_checkout_declined(scene: Scene, caller: str) -> Call:
+    return Call((await a_checkout(scene, caller)).values, form={"action": "decline"})
+
+
+async def cart_form(scene: Scene, caller: str) -> dict[str, str]:
+    return {f"quantity-{await unit_item(scene)}": "1", "action": "pay"}
+
+
+async def purchase_order_form(scene: Scene, caller: str) -> dict[str, str]:
+    """Sent for the institution the caller looks at (their own: schools, public buyers)."""
+    body = await purchase_order_body(scene, caller)
+    return {
+        "item_id": body["lines"][0]["item_id"],
+        "quantity": "1",
+        "buyer_order_number": body["buyer_order_number"],
+        "service_code": "MATRIX",
+    }
+
+
+async def signed_webhook(scene: Scene, caller: str) -> Call:
+    """An event of a kind billing acknowledges without acting, signed with the provider's secret as Stripe signs."""
+    import hashlib
+    import hmac
+    import json
+    import time
+
+    event = {
+        "id": f"evt_matrix_{uuid.uuid4().hex[:16]}",
+        "object": "event",
+        "type": "customer.created",
+        "created": int(time.time()),
+        "data": {"object": {"id": "cus_matrix", "object": "customer"}},
+    }
+    content = json.dumps(event).encode()
+    at = int(time.time())
+    digest = hmac.new(scene.system.webhook_secret.encode(), f"{at}.".encode() + content, hashlib.sha256).hexdigest()
+    return Call(content=content, content_type="application/json", headers={"Stripe-Signature": f"t={at},v1={digest}"})
+
+
 ENTRIES: list[Entry] = [
     # public API: the same answer for everyone, signed in or not
     everyone("POST", "/api/v1/accounts", 201, body(sign_up_body)),
@@ -581,6 +848,21 @@ ENTRIES: list[Entry] = [
     api("GET", "/api/v1/back-office/deliveries", ORGANISERS),
     api("GET", "/api/v1/organisers", ORGANISERS),
     api("POST", "/api/v1/organisers", ok(ORGANISERS, 204), organiser_by_email),
+    # the billing back-office (gateway.back_office_billing_api)
+    api("GET", "/api/v1/back-office/price-list", ORGANISERS),
+    api("POST", "/api/v1/back-office/price-list", ok(ORGANISERS, 201), new_price_item),
+    api("PUT", "/api/v1/back-office/price-list/{item_id:uuid}", ORGANISERS, changed_price_item),
+    api("GET", "/api/v1/back-office/orders", ORGANISERS),
+    api("POST", "/api/v1/back-office/orders/{order_id:uuid}/validation", ORGANISERS, pending_order),
+    api("POST", "/api/v1/back-office/orders/{order_id:uuid}/refusal", ORGANISERS, order_to_refuse),
+    api("GET", "/api/v1/back-office/orders/{order_id:uuid}/signed-order", ORGANISERS, signed_order),
+    api("GET", "/api/v1/back-office/documents", ORGANISERS),
+    api("GET", "/api/v1/back-office/documents/{document_id:uuid}/pdf", ORGANISERS, an_invoice),
+    api("POST", "/api/v1/back-office/documents/{document_id:uuid}/payment", ORGANISERS, invoice_paid),
+    api("POST", "/api/v1/back-office/documents/{document_id:uuid}/credit-note", ok(ORGANISERS, 201), invoice_to_credit),
+    api("GET", "/api/v1/back-office/documents.csv", ORGANISERS),
+    api("GET", "/api/v1/back-office/payments", ORGANISERS),
+    api("GET", "/api/v1/back-office/revenue", ORGANISERS),
     # A's personal API tokens: its managers only
     api("GET", "/api/v1/accounts/{account_id:uuid}/api-tokens", MANAGE),
     api("POST", "/api/v1/accounts/{account_id:uuid}/api-tokens", ok(MANAGE, 201), new_api_token),
@@ -629,6 +911,99 @@ ENTRIES: list[Entry] = [
     page("POST", "/back-office/organisers", form(organiser_form), **BACK_OFFICE_PAGE, organiser=303),
     page("POST", "/back-office/organisers/{user_id:uuid}/revocation", new_organiser, **BACK_OFFICE_PAGE, organiser=303),
     page("GET", "/back-office/deliveries", **BACK_OFFICE_PAGE, organiser=200),
+    page("GET", "/back-office/price-list", **BACK_OFFICE_PAGE, organiser=200),
+    page("POST", "/back-office/price-list", page_new_price_item, **BACK_OFFICE_PAGE, organiser=303),
+    page("POST", "/back-office/price-list/{item_id:uuid}", page_changed_price_item, **BACK_OFFICE_PAGE, organiser=303),
+    page("GET", "/back-office/purchase-orders", **BACK_OFFICE_PAGE, organiser=200),
+    page(
+        "POST",
+        "/back-office/purchase-orders/{order_id:uuid}/validation",
+        pending_order,
+        **BACK_OFFICE_PAGE,
+        organiser=303,
+    ),
+    page(
+        "POST",
+        "/back-office/purchase-orders/{order_id:uuid}/refusal",
+        page_order_to_refuse,
+        **BACK_OFFICE_PAGE,
+        organiser=303,
+    ),
+    page(
+        "GET",
+        "/back-office/purchase-orders/{order_id:uuid}/signed-order",
+        signed_order,
+        **BACK_OFFICE_PAGE,
+        organiser=200,
+    ),
+    page("GET", "/back-office/payments", **BACK_OFFICE_PAGE, organiser=200),
+    page(
+        "POST",
+        "/back-office/payments/{document_id:uuid}/received",
+        page_invoice_paid,
+        **BACK_OFFICE_PAGE,
+        organiser=303,
+    ),
+    page("GET", "/back-office/invoices", **BACK_OFFICE_PAGE, organiser=200),
+    page(
+        "POST",
+        "/back-office/invoices/{document_id:uuid}/credit-note",
+        page_invoice_to_credit,
+        **BACK_OFFICE_PAGE,
+        organiser=303,
+    ),
+    page("GET", "/back-office/invoices/{document_id:uuid}/pdf", an_invoice, **BACK_OFFICE_PAGE, organiser=200),
+    page("GET", "/back-office/invoices.csv", **BACK_OFFICE_PAGE, organiser=200),
+    page("GET", "/back-office/revenue", **BACK_OFFICE_PAGE, organiser=200),
+    # A's tokens, orders and invoices (gateway.billing): its people read, its managers buy; others find nothing
+    everyone("GET", "/api/v1/price-list"),
+    api("GET", "/api/v1/accounts/{account_id:uuid}/wallet", READ),
+    api("GET", "/api/v1/accounts/{account_id:uuid}/ledger", READ),
+    api("GET", "/api/v1/accounts/{account_id:uuid}/orders", READ),
+    api("GET", "/api/v1/accounts/{account_id:uuid}/orders/{order_id:uuid}", READ, a_paid_order),
+    api("GET", "/api/v1/accounts/{account_id:uuid}/documents", READ),
+    api("GET", "/api/v1/accounts/{account_id:uuid}/documents/{document_id:str}/pdf", READ, a_invoice),
+    api("POST", "/api/v1/accounts/{account_id:uuid}/orders", ok(EDIT, 201), body(card_lines)),
+    api("POST", "/api/v1/accounts/{account_id:uuid}/purchase-orders", ok(EDIT, 201), body(purchase_order_body)),
+    api(
+        "PUT",
+        "/api/v1/accounts/{account_id:uuid}/orders/{order_id:uuid}/signed-order",
+        ok(EDIT, 204),
+        a_purchase_order_pdf,
+    ),
+    api("POST", "/api/v1/accounts/{account_id:uuid}/orders/{order_id:uuid}/cancel", EDIT, a_card_order),
+    everyone("POST", "/api/v1/payments/webhook", 200, signed_webhook),  # public: the provider's signature is its key
+    # "Achat de jetons", orders, "Mes factures": the institution the caller looks at (its managers buy)
+    signed_in_page("/account/tokens"),
+    page("POST", "/account/tokens/cart", form(cart_form), **PAGE_EDIT),
+    page("POST", "/account/tokens/purchase-order", form(purchase_order_form), **PAGE_EDIT),
+    signed_in_page("/account/tokens/history"),
+    signed_in_page("/account/orders"),
+    page(
+        "GET",
+        "/account/orders/{order_id:uuid}",
+        a_paid_order,
+        anonymous=303,
+        member_a=200,
+        manager_a=200,
+        manager_b=404,
+        organiser=404,
+    ),
+    page("POST", "/account/orders/{order_id:uuid}/cancel", a_card_order, **A_MEMBER_PAGE),
+    signed_in_page("/account/invoices"),
+    page(
+        "GET",
+        "/account/invoices/{file_name:str}",
+        a_invoice_file,
+        anonymous=303,
+        member_a=200,
+        manager_a=200,
+        manager_b=404,
+        organiser=404,
+    ),
+    # the sandbox provider's payment page: reached by the checkout's unguessable id alone, like a provider's page
+    everyone("GET", "/payments/sandbox/{checkout_id:str}", 200, a_checkout),
+    everyone("POST", "/payments/sandbox/{checkout_id:str}", 303, a_checkout_declined),
     # portal pages opened from mailed links: public; their forms act only with the mailed token
     public_page("/"),
     public_page("/help"),
@@ -716,6 +1091,8 @@ async def send(scene: Scene, entry: Entry, caller: str) -> httpx.Response:
         headers[CSRF_HEADER] = csrf
     if call.content_type:
         headers["Content-Type"] = call.content_type
+    headers |= call.headers
+    cookies |= call.cookies
     if cookies:
         headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in cookies.items())
     async with scene.client(caller) as gateway:

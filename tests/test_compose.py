@@ -754,6 +754,7 @@ def import_checks() -> Iterator[dict[str, subprocess.Popen[str]]]:
             stderr=subprocess.PIPE,
             text=True,
             cwd=ROOT,
+            env={**os.environ, "BILLING_WEBHOOK_SECRET": "whsec_import_check"},  # billing requires one to start
         )
         for name in SERVICES
     }

@@ -1,7 +1,7 @@
 """The dashboard of "Mon compte" (`GET /api/v1/accounts/{id}/dashboard`) through the real services: each
 part for each kind of viewer; who may see it (members, managers, organisers; another institution's manager
-gets 404, nobody anonymous); and the dashboard still answers when the notifier is stopped or frozen, its part
-"unavailable"."""
+gets 404, nobody anonymous); and the dashboard still answers when the notifier is stopped or frozen, or billing
+stopped, their part "unavailable"."""
 
 import asyncio
 import os
@@ -85,7 +85,7 @@ async def test_a_manager_sees_every_part(gateway, people):
     dashboard = await dashboard_until(
         gateway, manager.auth, manager.account_id, lambda d: "account_registered" in sent_templates(d)
     )
-    assert list(dashboard) == ["person", "institution", "members", "recent_mails"]
+    assert list(dashboard) == ["person", "institution", "members", "wallet", "recent_mails"]
     assert dashboard["person"] == {
         "status": "ok",
         "name": "Camille Martin",
@@ -98,6 +98,8 @@ async def test_a_manager_sees_every_part(gateway, people):
     assert (institution["status"], institution["name"], institution["kind"]) == ("ok", "Lycée dashboard-a", "school")
     assert (institution["identifier"], institution["closed_at"]) == (manager.uai, None)
     assert dashboard["members"] == {"status": "ok", "total": 2, "active": 2, "invited": 0, "managers": 1}
+    no_tokens = {"status": "ok", "balance": 0, "lots": [], "expiring_soon": {"tokens": 0, "expires_at": None}}
+    assert dashboard["wallet"] == no_tokens  # nothing bought yet
     [mail] = dashboard["recent_mails"]["mails"]
     assert set(mail) == {"template", "status", "created_at", "sent_at"}  # no address, content or link
 
@@ -109,6 +111,7 @@ async def test_a_member_sees_their_part_but_not_the_counts(gateway, people):
     assert (dashboard["person"]["email"], dashboard["person"]["role"]) == (people.member_email, "member")
     assert dashboard["institution"]["name"] == "Lycée dashboard-a"
     assert dashboard["members"] == {"status": "hidden"}
+    assert dashboard["wallet"]["status"] == "ok"  # a member sees the balance
 
 
 async def test_an_organiser_sees_any_account(gateway, people):
@@ -164,3 +167,19 @@ async def test_a_frozen_notifier_makes_its_part_unavailable_not_the_page(gateway
     dashboard = response.json()
     assert dashboard["recent_mails"] == {"status": "unavailable"}
     assert dashboard["institution"]["status"] == dashboard["members"]["status"] == "ok"
+
+
+async def test_without_billing_the_wallet_part_is_unavailable_and_the_rest_comes(gateway, people, system):
+    manager = people.manager
+    await asyncio.to_thread(system.stop, names=("billing",))
+    try:
+        response = await gateway.get(dashboard_of(manager.account_id), headers=manager.auth)
+        assert response.status_code == 200, response.text
+        dashboard = response.json()
+        assert dashboard["wallet"] == {"status": "unavailable"}
+        assert dashboard["institution"]["status"] == dashboard["person"]["status"] == "ok"
+        assert (await gateway.get("/health/ready")).status_code == 200  # the gateway does not need billing
+    finally:
+        await asyncio.to_thread(system.start, ("billing",))
+    back = (await gateway.get(dashboard_of(manager.account_id), headers=manager.auth)).json()
+    assert back["wallet"]["status"] == "ok"

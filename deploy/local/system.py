@@ -37,6 +37,8 @@ class System:
     event_secret_keys: str = field(
         default_factory=lambda: "k1:" + base64.b64encode(secrets.token_bytes(32)).decode(), repr=False
     )
+    # signs the payment provider's webhooks (the local sandbox signs as Stripe does; billing checks)
+    webhook_secret: str = field(default_factory=lambda: "whsec_" + secrets.token_urlsafe(24), repr=False)
     settings: dict[str, str] = field(default_factory=dict)  # extra environment, e.g. ACCOUNTS_* limits
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     gateway_metrics_port: int | None = None  # None: the gateway's port + GATEWAY_METRICS_PORT_SHIFT
@@ -72,10 +74,20 @@ class System:
                 "NOTIFIER_SMTP_PORT": str(self.stack.ports.smtp),
                 "NOTIFIER_PUBLIC_BASE_URL": self.url("gateway"),
             }
+            if "billing" in self.ports:  # where the PDFs the billing mails attach are fetched
+                env["NOTIFIER_BILLING_URL"] = self.url("billing")
+        if name == "billing":
+            env |= {
+                "BILLING_PAYMENT_PROVIDER": "sandbox",  # no card network here: the local provider's pay/decline page
+                "BILLING_WEBHOOK_SECRET": self.webhook_secret,
+                "BILLING_PUBLIC_BASE_URL": self.url("gateway"),
+            }
         if name == "gateway":
             env["GATEWAY_ACCOUNTS_URL"] = self.url("accounts")
             if "notifier" in self.ports:  # a System without the notifier: its parts show "unavailable"
                 env["GATEWAY_NOTIFIER_URL"] = self.url("notifier")
+            if "billing" in self.ports:  # tokens, orders, invoices; without it their pages and routes answer 503
+                env["GATEWAY_BILLING_URL"] = self.url("billing")
             env["GATEWAY_SECRET_KEY"] = self.secret_key
             env["GATEWAY_METRICS_PORT"] = str(self.metrics_port_of_gateway())
         return env | {key: value for key, value in self.settings.items() if key.startswith(prefix)}

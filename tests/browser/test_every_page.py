@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from billing_world import PACK_5, UNIT, card_order, paid_order
 from playwright.async_api import Browser, Page
 
 from api_world import grant_organiser, log_in, make_world, sign_up
@@ -49,12 +50,27 @@ PAGES = {
     "/account/me": Visit("/account/me", "manager"),
     "/account/members": Visit("/account/members", "manager"),
     "/account/privacy": Visit("/account/privacy", "manager"),
+    "/account/tokens": Visit("/account/tokens", "manager"),
+    "/account/tokens/history": Visit("/account/tokens/history", "manager"),
+    "/account/orders": Visit("/account/orders", "manager"),
+    "/account/orders/{order_id:uuid}": Visit("/account/orders/{order_id}?paid=1", "manager"),
+    "/account/invoices": Visit("/account/invoices", "manager"),
+    "/payments/sandbox/{checkout_id:str}": Visit("/payments/sandbox/{checkout_id}"),
     "/back-office/organisers": Visit("/back-office/organisers", "organiser"),
     "/back-office/deliveries": Visit("/back-office/deliveries", "organiser"),
+    "/back-office/price-list": Visit("/back-office/price-list", "organiser"),
+    "/back-office/purchase-orders": Visit("/back-office/purchase-orders", "organiser"),
+    "/back-office/payments": Visit("/back-office/payments", "organiser"),
+    "/back-office/invoices": Visit("/back-office/invoices", "organiser"),
+    "/back-office/revenue": Visit("/back-office/revenue", "organiser"),
 }
 SKIPPED = {
     "/back-office": "redirects (303) to /back-office/organisers, which is visited",
     "/account/privacy/export": "a JSON file to download (the GDPR export), not a page",
+    "/account/invoices/{file_name:str}": "a PDF to download (an invoice or credit note)",
+    "/back-office/purchase-orders/{order_id:uuid}/signed-order": "a PDF to download (the signed purchase order)",
+    "/back-office/invoices/{document_id:uuid}/pdf": "a PDF to download (an invoice or credit note)",
+    "/back-office/invoices.csv": "a CSV file to download (the accountant's export)",
 }
 
 
@@ -88,6 +104,10 @@ async def signed_in(browser: Browser, axe_script: Path, system: Any, stack: Any)
         organiser = await sign_up(gateway, "browser-organiser")
         await grant_organiser(system, organiser.email)
         organiser_auth = await log_in(gateway, organiser.email)
+        # an order paid by card (its page, its invoice listed) and one awaiting its payment (the sandbox's page)
+        paid = await paid_order(base, world.auth, world.account_id, PACK_5)
+        awaiting = await card_order(gateway, world.auth, world.account_id, UNIT)
+    values = world.path_values() | {"order_id": paid["id"], "checkout_id": awaiting["checkout_url"].rsplit("/", 1)[1]}
     tokens = {
         "manager": world.auth["Authorization"].removeprefix("Bearer "),
         "organiser": organiser_auth["Authorization"].removeprefix("Bearer "),
@@ -100,7 +120,7 @@ async def signed_in(browser: Browser, axe_script: Path, system: Any, stack: Any)
             await context.add_cookies([{"name": "vp_session", "value": tokens[who], "url": base}])
         contexts[who] = context
     pages = {who: await context.new_page() for who, context in contexts.items()}
-    yield pages, world.path_values()
+    yield pages, values
     for context in contexts.values():
         await context.close()
 

@@ -9,6 +9,7 @@ NOWHERE = "127.0.0.1:9"  # the discard port: nothing listens there on these mach
 for name, url in {
     "GATEWAY_ACCOUNTS_URL": f"http://{NOWHERE}",
     "GATEWAY_NOTIFIER_URL": f"http://{NOWHERE}",
+    "GATEWAY_BILLING_URL": f"http://{NOWHERE}",
     "GATEWAY_DATABASE_URL": f"postgresql+asyncpg://postgres@{NOWHERE}/gateway",
 }.items():
     os.environ.setdefault(name, url)

@@ -134,11 +134,25 @@ async def recent_mails(viewer: Viewer, sources: Sources) -> dict[str, Any]:
     return {"mails": [{name: mail[name] for name in shown} for mail in log_page["deliveries"]]}
 
 
+async def wallet(viewer: Viewer, sources: Sources) -> dict[str, Any]:
+    """The account's tokens: the balance, the live lots (those holding tokens) with their expiry, soonest first,
+    and the tokens expiring within 30 days (billing's wallet; every viewer of the dashboard may see it)."""
+    held = await _read(sources.upstreams["billing"], f"/internal/accounts/{viewer.account_id}/wallet", viewer)
+    live = [lot for lot in held["lots"] if not lot["expired"] and lot["remaining"] > 0]
+    shown = ("order_reference", "tokens", "remaining", "expires_at")
+    return {
+        "balance": held["balance"],
+        "lots": [{name: lot.get(name) for name in shown} for lot in sorted(live, key=lambda lot: lot["expires_at"])],
+        "expiring_soon": held["expiring_soon"],
+    }
+
+
 Part = Callable[[Viewer, Sources], Awaitable[dict[str, Any]]]
 PARTS: dict[str, Part] = {
     "person": person,
     "institution": institution,
     "members": members,
+    "wallet": wallet,
     "recent_mails": recent_mails,
 }
 
@@ -181,7 +195,8 @@ class DashboardApi(Controller):
     @get(
         "/",
         summary='"Mon compte": the account at a glance; a part whose service does not answer is "unavailable"',
-        description="Parts: `person`, `institution`, `members` (counts; managers and organisers), `recent_mails` "
+        description="Parts: `person`, `institution`, `members` (counts; managers and organisers), `wallet` (the "
+        "token balance, the live lots with their expiry, the tokens expiring within 30 days), `recent_mails` "
         '(the last mails to the caller\'s own address). Each is `{"status": "ok", ...}`, `{"status": "hidden"}` '
         '(not for the caller) or `{"status": "unavailable"}` (its service did not answer in time).',
         responses=problems(401, 404),

@@ -31,8 +31,12 @@ from gateway.api import (
 )
 from gateway.api_tokens import ApiTokensApi
 from gateway.assets import static_files, static_url
+from gateway.back_office_billing import BackOfficeBillingPages
+from gateway.back_office_billing_api import BackOfficeBillingApi
 from gateway.back_office_pages import BackOfficePages
 from gateway.backoffice import BackOfficeApi
+from gateway.billing import PaymentsApi, PriceListApi, WalletApi
+from gateway.billing_pages import BillingPages, SandboxPaymentPages
 from gateway.dashboard import DashboardApi, Sources
 from gateway.headers import security_headers
 from gateway.idempotency import Idempotency
@@ -73,7 +77,10 @@ limiter = RateLimiter(
 idempotency = Idempotency(store)
 # not in the readiness checks: the gateway serves without the notifier (its parts show "unavailable")
 notifier = Upstream("notifier", settings.notifier_url, settings.upstream_timeout_seconds, token)
-dashboard_sources = Sources({"accounts": accounts, "notifier": notifier}, settings.dashboard_timeout_seconds)
+billing = Upstream("billing", settings.billing_url, settings.upstream_timeout_seconds, token)  # not in readiness either
+dashboard_sources = Sources(
+    {"accounts": accounts, "notifier": notifier, "billing": billing}, settings.dashboard_timeout_seconds
+)
 
 support = Support.parse(settings.support_phone, settings.support_days, settings.support_hours)
 i18n.timezone = ZoneInfo(settings.timezone)
@@ -83,7 +90,8 @@ def portal_templates(engine: JinjaTemplateEngine) -> None:
     """What every page can use: translations and the locale's formatters, the navigation, support, assets."""
     environment = engine.engine
     i18n.install(environment)
-    upstreams = {"accounts", "notifier"}  # the services this gateway reaches: their pages appear in the menus
+    # the services this gateway reaches: their pages appear in the menus
+    upstreams = {"accounts", "notifier", "billing"}
     environment.globals.update(
         navigation=NavigationView(Navigation(frozenset(upstreams))),
         support=support,
@@ -109,6 +117,7 @@ async def lifespan(_: Litestar) -> AsyncIterator[None]:
     jobs = [(settings.rate_limit_flush_seconds, limiter.flush), (30.0, limiter.purge), (60.0, idempotency.purge)]
     shared = asyncio.create_task(store.run(jobs), name="gateway store")
     notifier.open()
+    billing.open()
     try:
         yield
     finally:
@@ -117,6 +126,7 @@ async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await store.dispose()
         await accounts.close()
         await notifier.close()
+        await billing.close()
 
 
 app = build_http_app(
@@ -136,11 +146,18 @@ app = build_http_app(
         OrganisersApi,
         DashboardApi,
         BackOfficeApi,
+        BackOfficeBillingApi,
+        PriceListApi,
+        WalletApi,
+        PaymentsApi,
         Portal,
         AccountPages,
         MemberPages,
         ClosedPage,
         BackOfficePages,
+        BackOfficeBillingPages,
+        BillingPages,
+        SandboxPaymentPages,
         swagger_asset,
         static_files(),
     ],
@@ -148,6 +165,7 @@ app = build_http_app(
     dependencies={
         "accounts": Provide(lambda: accounts, sync_to_thread=False),
         "notifier": Provide(lambda: notifier, sync_to_thread=False),
+        "billing": Provide(lambda: billing, sync_to_thread=False),
         "dashboard_sources": Provide(lambda: dashboard_sources, sync_to_thread=False),
         "sessions": Provide(lambda: sessions, sync_to_thread=False),
         "authenticated": Provide(current_identity),

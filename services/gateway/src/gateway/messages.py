@@ -75,6 +75,14 @@ MESSAGES = {
     "too_many_columns": N_("La ligne a plus de colonnes que l'en-tête."),
     "too_few_columns": N_("La ligne a moins de colonnes que l'en-tête."),
     "line_format": N_("Séparez le nom et l'adresse par un point-virgule : « Nom ; adresse »."),
+    # buying tokens (billing's refusals of an order)
+    "item_unavailable": N_("Cette offre n'est plus proposée : rechargez la page des tarifs."),
+    "purchase_order_not_allowed": N_("Cette offre se paie par carte uniquement, pas sur bon de commande."),
+    "service_code_required": N_("Un acheteur public indique le code service (Chorus Pro)."),
+    "buyer_order_number_required": N_("Indiquez le numéro de votre bon de commande."),
+    "mixed_vat_rates": N_("Ces offres ne peuvent pas figurer sur une même commande : commandez-les séparément."),
+    "payment_provider_unavailable": N_("Le paiement par carte est momentanément indisponible : réessayez plus tard."),
+    "order_not_pending": N_("Cette commande n'est plus en attente."),
     "upstream_unavailable": N_("Le service est momentanément indisponible : réessayez dans un instant."),
     "upstream_error": N_("Le service a rencontré une erreur : réessayez plus tard."),
 }
@@ -115,6 +123,13 @@ MAIL_KINDS = {
     "email_changed": N_("Adresse e-mail modifiée"),
     "sign_up_attempted": N_("Tentative d'inscription avec votre adresse"),
     "account_closed": N_("Fermeture du compte"),
+    "payment_received": N_("Paiement reçu et facture"),
+    "purchase_order_received": N_("Bon de commande reçu"),
+    "purchase_order_alert": N_("Nouveau bon de commande à valider"),
+    "purchase_order_validated": N_("Bon de commande validé et facture"),
+    "purchase_order_refused": N_("Bon de commande refusé"),
+    "tokens_expiring": N_("Jetons arrivant à expiration"),
+    "credit_note_issued": N_("Avoir émis"),
 }
 
 

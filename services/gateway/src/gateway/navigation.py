@@ -32,6 +32,11 @@ ACCOUNT_TABS = (
 BACK_OFFICE = (
     Link(N_("Organisateurs"), "/back-office/organisers"),
     Link(N_("Journal des envois"), "/back-office/deliveries", needs="notifier"),
+    Link(N_("Bons de commande"), "/back-office/purchase-orders", needs="billing"),
+    Link(N_("Paiements"), "/back-office/payments", needs="billing"),
+    Link(N_("Factures et avoirs"), "/back-office/invoices", needs="billing"),
+    Link(N_("Chiffre d'affaires"), "/back-office/revenue", needs="billing"),
+    Link(N_("Tarifs"), "/back-office/price-list", needs="billing"),
 )
 
 

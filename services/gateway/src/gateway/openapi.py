@@ -87,6 +87,8 @@ PROBLEMS: dict[int, str] = {
     409: "In conflict with the current state (e.g. email taken, account closed, last manager)",
     413: "Request body too large",
     415: "Unsupported media type",
+    422: "Well-formed but refused by a rule of the service (e.g. a file that is not a PDF, a public buyer without "
+    "its service code)",
     429: "Too many requests: wait `retry_after` seconds (also sent as the Retry-After header)",
     502: "An internal service failed",
     503: "An internal service did not answer",

@@ -17,6 +17,9 @@ class GatewaySettings(BaseSettings):
     accounts_url: str = "http://127.0.0.1:8101"
     # The delivery log (back-office, "Mon compte"); not part of the gateway's readiness: it serves without it.
     notifier_url: str = "http://127.0.0.1:8105"
+    # Tokens, orders, invoices (gateway.billing); not part of the readiness either: without it the billing pages and
+    # routes answer 503 and the dashboard's wallet part is "unavailable".
+    billing_url: str = "http://127.0.0.1:8102"
     # How long "Mon compte" waits for each of its parts (gateway.dashboard) before showing it unavailable.
     dashboard_timeout_seconds: float = 1.5
     internal_token: SecretStr | None = None
