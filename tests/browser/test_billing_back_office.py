@@ -44,15 +44,16 @@ async def test_a_school_sends_a_purchase_order_and_an_organiser_validates_it(new
     manager = await (await signed_in(new_context, system, session_token(school.auth))).new_page()
     await manager.goto("/account/tokens")
     await assert_accessible(manager)
-    await manager.get_by_label("Offre").select_option(unit["id"])
-    await manager.get_by_label("Quantité").fill("2")
-    await manager.get_by_label("Numéro de votre bon de commande").fill(order_number)
-    await manager.get_by_label("Code service (Chorus Pro)").fill("SERVICE-FACTURATION")
-    await manager.get_by_label("Numéro d'engagement").fill("ENG-2026-17")
-    await manager.get_by_label("Bon de commande signé (PDF)").set_input_files(
+    form = manager.locator('form[action="/account/tokens/purchase-order"]')
+    await form.get_by_label("Offre").select_option(unit["id"])
+    await form.get_by_label("Quantité", exact=True).fill("2")
+    await form.get_by_label("Numéro de votre bon de commande").fill(order_number)
+    await form.get_by_label("Code service (Chorus Pro)").fill("SERVICE-FACTURATION")
+    await form.get_by_label("Numéro d'engagement").fill("ENG-2026-17")
+    await form.get_by_label("Bon de commande signé (PDF)").set_input_files(
         {"name": "bon-de-commande.pdf", "mimeType": "application/pdf", "buffer": SIGNED_ORDER}
     )
-    await manager.get_by_role("button", name="Envoyer le bon de commande").click()
+    await form.get_by_role("button", name="Envoyer le bon de commande").click()
     await expect(manager.locator("#order-state")).to_have_attribute("data-status", "awaiting_validation")
     await expect(manager.get_by_text("Bon de commande reçu.")).to_be_visible()
     found = re.search(r"/account/orders/([0-9a-f-]{36})", manager.url)
