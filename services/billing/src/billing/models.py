@@ -11,13 +11,17 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
     String,
     Table,
     Text,
+    UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -82,6 +86,8 @@ orders = Table(
     Column("validated_by", Uuid),
     Column("refused_at", DateTime(timezone=True)),
     Column("refusal_reason", String(500)),
+    Index("orders_account", "account_id", text("created_at DESC")),
+    Index("orders_status", "status", "created_at"),
 )
 
 lots = Table(
@@ -89,13 +95,16 @@ lots = Table(
     metadata,
     Column("id", Uuid, primary_key=True),
     Column("account_id", Uuid, nullable=False),
-    Column("order_id", Uuid, nullable=False),
+    Column("order_id", Uuid, ForeignKey("orders.id"), nullable=False),
     Column("tokens", Integer, nullable=False),  # credited, bonus included
     Column("remaining", Integer, nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expired_at", DateTime(timezone=True)),  # set once, by the expiry job
     Column("warned_at", DateTime(timezone=True)),  # set once, by the expiry job (30 days before)
+    Index("lots_live", "account_id", "expires_at", "id", postgresql_where=text("expired_at IS NULL")),
+    Index("lots_due", "expires_at", postgresql_where=text("expired_at IS NULL")),
+    Index("lots_order", "order_id"),
 )
 
 # Append-only: every credit, debit, refund and expiry, one line per lot touched.
@@ -106,13 +115,15 @@ ledger = Table(
     Column("account_id", Uuid, nullable=False),
     Column("kind", String(10), nullable=False),  # credit | debit | refund | expiry
     Column("tokens", Integer, nullable=False),  # > 0; the kind gives the sign
-    Column("lot_id", Uuid, nullable=False),
+    Column("lot_id", Uuid, ForeignKey("lots.id"), nullable=False),
     Column("operation_key", String(120), nullable=False),  # the idempotency key of the operation
     Column("order_id", Uuid),
     Column("enrollment_id", Uuid),
     Column("session_id", Uuid),
     Column("balance_after", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("operation_key", "lot_id"),
+    Index("ledger_account", "account_id", text("id DESC")),
 )
 
 # One row per enrolment ever asked to pay: the guard against a second debit or a second refund.
@@ -128,6 +139,7 @@ enrollment_charges = Table(
     Column("lots", JSONB, nullable=False),  # [{lot_id, tokens, expires_at}] taken, for the refund
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("refunded_at", DateTime(timezone=True)),
+    Index("enrollment_charges_session", "session_id", postgresql_where=text("status = 'debited'")),
 )
 
 # Invoices and credit notes; immutable once issued, except the payment received on an invoice payable by transfer.
@@ -140,8 +152,8 @@ documents = Table(
     Column("year", Integer, nullable=False),
     Column("sequence", Integer, nullable=False),
     Column("account_id", Uuid, nullable=False),
-    Column("order_id", Uuid, nullable=False),
-    Column("invoice_id", Uuid),  # the invoice a credit note corrects
+    Column("order_id", Uuid, ForeignKey("orders.id"), nullable=False),
+    Column("invoice_id", Uuid, ForeignKey("documents.id")),  # the invoice a credit note corrects
     Column("issued_at", DateTime(timezone=True), nullable=False),
     Column("sale_date", Date, nullable=False),
     Column("due_date", Date),
@@ -155,6 +167,15 @@ documents = Table(
     Column("buyer", JSONB, nullable=False),
     Column("reason", String(500)),
     Column("pdf", LargeBinary, nullable=False),
+    UniqueConstraint("kind", "year", "sequence"),
+    Index("documents_account", "account_id", text("issued_at DESC")),
+    Index("documents_one_invoice_per_order", "order_id", unique=True, postgresql_where=text("kind = 'invoice'")),
+    Index(
+        "documents_one_credit_note_per_invoice",
+        "invoice_id",
+        unique=True,
+        postgresql_where=text("kind = 'credit_note'"),
+    ),
 )
 
 document_sequences = Table(
