@@ -505,7 +505,8 @@ class BackOfficeBillingApi(Controller):
             conditions.append(orders.c.status == status)
         if payment_method:
             conditions.append(orders.c.payment_method == payment_method)
-        order = orders.c.created_at.asc() if status == "awaiting_validation" else orders.c.created_at.desc()
+        # pending: oldest first (the next to validate); otherwise the latest changed first (what was dealt with lately)
+        order = orders.c.created_at.asc() if status == "awaiting_validation" else orders.c.updated_at.desc()
         async with service.db.transaction() as session:
             total = await session.scalar(select(func.count()).select_from(orders).where(*conditions))
             rows = (
