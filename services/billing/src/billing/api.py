@@ -91,6 +91,11 @@ class PaymentInput(BaseModel):
     received_on: date | None = None
 
 
+def _settings(service: Service) -> BillingSettings:
+    settings: BillingSettings = service.settings
+    return settings
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -442,7 +447,7 @@ async def _open_checkout(
     service: Service, provider: payments.PaymentProvider, row: Any, data: OrderInput, now: datetime
 ) -> Any:
     """The provider's checkout for a new card order; an order the provider would not take ends as failed."""
-    settings: BillingSettings = service.settings  # type: ignore[assignment]
+    settings = _settings(service)
     base = settings.public_base_url.rstrip("/")
     request = payments.CheckoutRequest(
         order_id=row.id,
@@ -526,7 +531,7 @@ class BackOfficeBillingApi(Controller):
 
     @post("/orders/{order_id:uuid}/validation", status_code=200)
     async def validate(self, order_id: uuid.UUID, service: Service, actor: ActorId = None) -> dict[str, Any]:
-        settings: BillingSettings = service.settings  # type: ignore[assignment]
+        settings = _settings(service)
         try:
             async with service.db.transaction() as session:
                 row, events = await order_book.validate(session, settings, order_id, actor, _now())
@@ -600,7 +605,7 @@ class BackOfficeBillingApi(Controller):
 
     @post("/documents/{document_id:uuid}/credit-note", status_code=201)
     async def credit_note(self, document_id: uuid.UUID, data: RefusalInput, service: Service) -> dict[str, Any]:
-        settings: BillingSettings = service.settings  # type: ignore[assignment]
+        settings = _settings(service)
         try:
             async with service.db.transaction() as session:
                 issued, events = await order_book.credit_note(session, settings, document_id, data.reason, _now())
@@ -778,7 +783,7 @@ class PaymentsApi(Controller):
             raise ProblemError(400, exc.code, "Webhook refused", str(exc)) from exc
         if notice is None:
             return {"received": True}
-        settings: BillingSettings = service.settings  # type: ignore[assignment]
+        settings = _settings(service)
         try:
             async with service.db.transaction() as session:
                 events = await order_book.settle_payment(
@@ -821,7 +826,7 @@ class SandboxApi(Controller):
         if decision not in ("pay", "decline"):
             raise ProblemError(404, "not_found", "Not found")
         row = await _sandbox_order(service, provider, checkout_id)
-        settings: BillingSettings = service.settings  # type: ignore[assignment]
+        settings = _settings(service)
         base = settings.public_base_url.rstrip("/")
         if row.status == "awaiting_payment":
             body, signature = payments.sandbox_event(

@@ -165,40 +165,53 @@ def _payment_terms(settings: BillingSettings, method: str, paid: bool) -> str:
     return f"Paiement par virement à {settings.payment_terms_days} jours, sans escompte pour paiement anticipé."
 
 
-async def issue_invoice(
-    session: AsyncSession, settings: BillingSettings, order: Any, now: datetime, *, paid: bool
-) -> Issued:
-    """The invoice of a paid (card) or validated (purchase order) order."""
-    year, sequence, number = await next_number(session, "invoice", now)
+async def _issue(
+    session: AsyncSession,
+    settings: BillingSettings,
+    kind: str,
+    now: datetime,
+    source: Any,
+    render: dict[str, Any],
+    row: dict[str, Any],
+) -> tuple[uuid.UUID, str]:
+    """Number, render and store a document; `source` (the order, or the invoice a credit note cancels) gives its
+    account, amounts and buyer. Returns its id and number."""
+    year, sequence, number = await next_number(session, kind, now)
     issued_on = now.astimezone(PARIS).date()
-    due_on = None if paid else issued_on + timedelta(days=settings.payment_terms_days)
-    pdf = await asyncio.to_thread(
-        _render, settings, kind="invoice", number=number, issued_on=issued_on, due_on=due_on, order=order, paid=paid
-    )
+    pdf = await asyncio.to_thread(_render, settings, kind=kind, number=number, issued_on=issued_on, **render)
     document_id = uuid.uuid4()
     await session.execute(
         insert(documents_table).values(
             id=document_id,
-            kind="invoice",
+            kind=kind,
             number=number,
             year=year,
             sequence=sequence,
-            account_id=order.account_id,
-            order_id=order.id,
+            account_id=source.account_id,
             issued_at=now,
-            sale_date=issued_on,
-            due_date=due_on,
-            payment_method=order.payment_method,
-            paid_at=now if paid else None,
-            net_cents=order.net_cents,
-            vat_cents=order.vat_cents,
-            gross_cents=order.gross_cents,
-            vat_rate_bp=order.vat_rate_bp,
-            tokens=order.tokens,
-            buyer=order.buyer,
+            payment_method=source.payment_method,
+            net_cents=source.net_cents,
+            vat_cents=source.vat_cents,
+            gross_cents=source.gross_cents,
+            vat_rate_bp=source.vat_rate_bp,
+            tokens=source.tokens,
+            buyer=source.buyer,
             pdf=pdf,
+            **row,
         )
     )
+    return document_id, number
+
+
+async def issue_invoice(
+    session: AsyncSession, settings: BillingSettings, order: Any, now: datetime, *, paid: bool
+) -> Issued:
+    """The invoice of a paid (card) or validated (purchase order) order."""
+    issued_on = now.astimezone(PARIS).date()
+    due_on = None if paid else issued_on + timedelta(days=settings.payment_terms_days)
+    render = {"due_on": due_on, "order": order, "paid": paid}
+    row = {"order_id": order.id, "sale_date": issued_on, "due_date": due_on, "paid_at": now if paid else None}
+    document_id, number = await _issue(session, settings, "invoice", now, order, render, row)
     event = InvoiceIssued(
         invoice_id=document_id,
         number=number,
@@ -219,44 +232,15 @@ async def issue_credit_note(
     session: AsyncSession, settings: BillingSettings, invoice: Any, order: Any, reason: str, now: datetime
 ) -> Issued:
     """A credit note cancelling `invoice` in full (the caller checked there is none yet; a unique index too)."""
-    year, sequence, number = await next_number(session, "credit_note", now)
-    issued_on = now.astimezone(PARIS).date()
-    pdf = await asyncio.to_thread(
-        _render,
-        settings,
-        kind="credit_note",
-        number=number,
-        issued_on=issued_on,
-        due_on=None,
-        order=order,
-        paid=invoice.paid_at is not None,
-        corrected_invoice=invoice,
-        reason=reason,
-    )
-    document_id = uuid.uuid4()
-    await session.execute(
-        insert(documents_table).values(
-            id=document_id,
-            kind="credit_note",
-            number=number,
-            year=year,
-            sequence=sequence,
-            account_id=invoice.account_id,
-            order_id=invoice.order_id,
-            invoice_id=invoice.id,
-            issued_at=now,
-            sale_date=invoice.sale_date,
-            payment_method=invoice.payment_method,
-            net_cents=invoice.net_cents,
-            vat_cents=invoice.vat_cents,
-            gross_cents=invoice.gross_cents,
-            vat_rate_bp=invoice.vat_rate_bp,
-            tokens=invoice.tokens,
-            buyer=invoice.buyer,
-            reason=reason,
-            pdf=pdf,
-        )
-    )
+    render = {
+        "due_on": None,
+        "order": order,
+        "paid": invoice.paid_at is not None,
+        "corrected_invoice": invoice,
+        "reason": reason,
+    }
+    row = {"order_id": invoice.order_id, "invoice_id": invoice.id, "sale_date": invoice.sale_date, "reason": reason}
+    document_id, number = await _issue(session, settings, "credit_note", now, invoice, render, row)
     event = CreditNoteIssued(
         invoice_id=invoice.id,
         credit_note_id=document_id,

@@ -163,22 +163,37 @@ async def expire_due(session: AsyncSession, account_id: uuid.UUID, now: datetime
     after = await balance(session, account_id, now)
     for lot_id, expires_at, _ in sorted(expired, key=lambda row: (row.expires_at, row.id)):
         held = await _held_by_lot(session, lot_id)
-        if held <= 0:
-            continue
-        await _write(
-            session,
-            account_id=account_id,
-            kind="expiry",
-            tokens=held,
-            lot_id=lot_id,
-            operation_key=f"expiry:{lot_id}",
-            balance_after=after,
-            now=now,
-        )
-        events.append(
-            TokensExpired(account_id=account_id, lot_id=lot_id, tokens=held, expired_at=expires_at, balance_after=after)
-        )
+        if held > 0:
+            events.append(await _expiry(session, account_id, lot_id, held, expires_at, f"expiry:{lot_id}", after, now))
     return events
+
+
+async def _expiry(
+    session: AsyncSession,
+    account_id: uuid.UUID,
+    lot_id: uuid.UUID,
+    tokens: int,
+    expired_at: datetime,
+    operation_key: str,
+    balance_after: int,
+    now: datetime,
+    order_id: uuid.UUID | None = None,
+) -> TokensExpired:
+    """The ledger's expiry line for `tokens` of a lot, and its event."""
+    await _write(
+        session,
+        account_id=account_id,
+        kind="expiry",
+        tokens=tokens,
+        lot_id=lot_id,
+        operation_key=operation_key,
+        balance_after=balance_after,
+        now=now,
+        order_id=order_id,
+    )
+    return TokensExpired(
+        account_id=account_id, lot_id=lot_id, tokens=tokens, expired_at=expired_at, balance_after=balance_after
+    )
 
 
 async def _held_by_lot(session: AsyncSession, lot_id: uuid.UUID) -> int:
@@ -362,25 +377,8 @@ async def refund_enrollment(session: AsyncSession, enrollment_id: uuid.UUID, now
         )
     ]
     for part in late:  # its lot expired meanwhile: the tokens come back and expire with it
-        await _write(
-            session,
-            account_id=account_id,
-            kind="expiry",
-            tokens=part.tokens,
-            lot_id=part.lot_id,
-            operation_key=f"refund-expiry:{enrollment_id}",
-            balance_after=after,
-            now=now,
-        )
-        events.append(
-            TokensExpired(
-                account_id=account_id,
-                lot_id=part.lot_id,
-                tokens=part.tokens,
-                expired_at=part.expires_at,
-                balance_after=after,
-            )
-        )
+        key = f"refund-expiry:{enrollment_id}"
+        events.append(await _expiry(session, account_id, part.lot_id, part.tokens, part.expires_at, key, after, now))
     return events
 
 
@@ -409,22 +407,9 @@ async def close_lots_of_order(
     after = await balance(session, account_id, now)
     for (lot_id,) in closed.all():
         held = await _held_by_lot(session, lot_id)
-        if held <= 0:
-            continue
-        await _write(
-            session,
-            account_id=account_id,
-            kind="expiry",
-            tokens=held,
-            lot_id=lot_id,
-            operation_key=operation_key,
-            balance_after=after,
-            now=now,
-            order_id=order_id,
-        )
-        events.append(
-            TokensExpired(account_id=account_id, lot_id=lot_id, tokens=held, expired_at=now, balance_after=after)
-        )
+        if held > 0:
+            expiry = await _expiry(session, account_id, lot_id, held, now, operation_key, after, now, order_id=order_id)
+            events.append(expiry)
     return events
 
 
