@@ -777,3 +777,11 @@ def test_service_imports_with_only_its_locked_dependencies(
     """The image installs visiopass-<name> and its locked dependencies only, not the whole dev venv."""
     _, stderr = import_checks[name].communicate(timeout=240)
     assert import_checks[name].returncode == 0, f"{name} would not start in its image:\n{stderr[-2000:]}"
+
+
+def test_every_variable_compose_reads_is_in_the_example_env_file() -> None:
+    example = (ROOT / "deploy" / "docker" / "compose.env.example").read_text()
+    listed = set(re.findall(r"^#? ?(VISIOPASS_[A-Z0-9_]+)=", example, re.MULTILINE))
+    read = {name for name in variables(COMPOSE_FILE.read_text()) if name.startswith("VISIOPASS_")}
+    assert read - listed == set(), "compose reads variables deploy/docker/compose.env.example does not list"
+    assert required_variables(COMPOSE_FILE.read_text()) <= set(re.findall(r"^(VISIOPASS_\w+)=", example, re.MULTILINE))

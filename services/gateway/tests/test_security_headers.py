@@ -186,3 +186,24 @@ def test_the_swagger_page_renders_under_the_policy(tmp_path: Path) -> None:
         thread.join(10)
     assert "/api/v1/accounts" in result.stdout, result.stderr[-3000:]  # Swagger UI drew the operations
     assert "Content Security Policy" not in result.stderr, result.stderr[-3000:]
+
+
+def test_the_payment_providers_page_may_be_a_forms_destination(monkeypatch: pytest.MonkeyPatch) -> None:
+    from litestar import Litestar, get
+
+    from gateway.headers import security_headers
+
+    @get("/x", sync_to_thread=False)
+    def x() -> str:
+        return "x"
+
+    monkeypatch.setenv("GATEWAY_FORM_ACTION_ORIGINS", "https://checkout.stripe.com, ")
+    origins = GatewaySettings().form_action_origins
+    assert origins == ("https://checkout.stripe.com",)
+    with TestClient(Litestar([x], before_send=[security_headers(0, origins)])) as portal:
+        policy = portal.get("/x").headers["content-security-policy"]
+    assert "form-action 'self' https://checkout.stripe.com;" in policy
+    for wrong in ("http://checkout.stripe.com", "https://checkout.stripe.com/pay", "'unsafe-inline'"):
+        monkeypatch.setenv("GATEWAY_FORM_ACTION_ORIGINS", wrong)
+        with pytest.raises(ValueError, match="not an https origin"):
+            GatewaySettings()

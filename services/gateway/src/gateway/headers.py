@@ -7,7 +7,8 @@ as those Litestar gives before any route runs (404, 405, 400 problems), and adds
   (`script-src 'self'`, never `unsafe-inline` nor `unsafe-eval`: the Swagger UI page loads its start-up script
   from `/schema/assets/swagger-init.js`); styles only from files too (the portal's `static/portal.css`), except
   on the Swagger UI pages under `/schema`, whose scripts set inline styles; `frame-ancestors 'none'`,
-  `form-action 'self'`, `base-uri 'none'`, `object-src 'none'`;
+  `form-action 'self'` (and the payment provider's page: `GATEWAY_FORM_ACTION_ORIGINS`), `base-uri 'none'`,
+  `object-src 'none'`;
 - `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer` (mailed links carry tokens in the URL),
   `X-Frame-Options: DENY` (frame-ancestors for older browsers), `Cross-Origin-Opener-Policy: same-origin`;
 - `Cache-Control: no-store` on every `/api/` answer, and on every other answer that does not set its own
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from litestar.types import BeforeMessageSendHookHandler, Message, Scope
 
 
-def _policy(style_src: str) -> str:
+def _policy(style_src: str, form_action_origins: tuple[str, ...] = ()) -> str:
     return "; ".join(
         [
             "default-src 'self'",
@@ -38,25 +39,24 @@ def _policy(style_src: str) -> str:
             "connect-src 'self'",
             "object-src 'none'",
             "base-uri 'none'",
-            "form-action 'self'",
+            " ".join(["form-action 'self'", *form_action_origins]),
             "frame-ancestors 'none'",
         ]
     )
 
 
-CONTENT_SECURITY_POLICY = _policy("'self'")
-SWAGGER_CONTENT_SECURITY_POLICY = _policy("'self' 'unsafe-inline'")  # Swagger UI styles elements inline
 NO_STORE = "no-store"
 
 
-def security_headers(hsts_seconds: int) -> "BeforeMessageSendHookHandler":
+def security_headers(hsts_seconds: int, form_action_origins: tuple[str, ...] = ()) -> "BeforeMessageSendHookHandler":
     fixed = {
-        "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+        "Content-Security-Policy": _policy("'self'", form_action_origins),
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
         "X-Frame-Options": "DENY",
         "Cross-Origin-Opener-Policy": "same-origin",
     }
+    swagger_policy = _policy("'self' 'unsafe-inline'", form_action_origins)  # Swagger UI styles elements inline
     if hsts_seconds > 0:
         fixed["Strict-Transport-Security"] = f"max-age={hsts_seconds}; includeSubDomains"
 
@@ -68,7 +68,7 @@ def security_headers(hsts_seconds: int) -> "BeforeMessageSendHookHandler":
             headers[name] = value
         path = scope.get("path", "")
         if path == "/schema" or path.startswith("/schema/"):
-            headers["Content-Security-Policy"] = SWAGGER_CONTENT_SECURITY_POLICY
+            headers["Content-Security-Policy"] = swagger_policy
         if path.startswith("/api/") or "cache-control" not in headers:
             headers["Cache-Control"] = NO_STORE
 

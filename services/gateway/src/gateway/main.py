@@ -177,7 +177,9 @@ app = build_http_app(
     lifespan=[lifespan],
     before_request=remember_client,
     middleware=[limiter.middleware, idempotency.middleware],  # per-address limits, then Idempotency-Key
-    before_send=[security_headers(settings.hsts_seconds)],  # CSP, nosniff, no-store...: every answer
+    before_send=[
+        security_headers(settings.hsts_seconds, settings.form_action_origins)
+    ],  # CSP, nosniff, no-store...: every answer
     metrics_route=False,  # /metrics: on settings.metrics_port only (gateway.headers.start_metrics_listener)
     exception_handlers={PermissionDeniedException: refused, LoginRequired: login_redirect},
     # trusted_proxies: read by gateway.source.client_address; cookie_secure: by the portal's cookies

@@ -1,3 +1,4 @@
+import re
 from typing import Annotated
 
 from pydantic import BeforeValidator, Field, SecretStr, field_validator
@@ -5,6 +6,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.limits import Rate
 from gateway.source import Network, parse_networks
+
+ORIGIN = re.compile(r"https://[A-Za-z0-9.-]+(:\d{1,5})?")
 
 
 class GatewaySettings(BaseSettings):
@@ -29,6 +32,10 @@ class GatewaySettings(BaseSettings):
     identity_cache_seconds: float = 0.5
     # Strict-Transport-Security's max-age (gateway.headers), for a gateway reached over TLS; 0 sends none (local).
     hsts_seconds: int = 0
+    # Origins a portal form may lead to besides the gateway's own (CSP form-action, gateway.headers): the payment
+    # provider's page, e.g. "https://checkout.stripe.com" with Stripe; Chromium applies form-action to the
+    # redirect that follows the cart's POST. Comma-separated https origins; none by default (the sandbox is here).
+    form_action_origins: Annotated[tuple[str, ...], NoDecode] = ()
     # The Prometheus metrics are served there, not on the public port; 0 serves none.
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 8100
@@ -55,6 +62,21 @@ class GatewaySettings(BaseSettings):
     # How often each replica adds its read and write counts to the shared ones (the limit's overshoot across
     # replicas is what the others admit in this time).
     rate_limit_flush_seconds: float = Field(0.15, gt=0, le=5)
+
+    @field_validator("form_action_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        return (
+            tuple(origin.strip() for origin in value.split(",") if origin.strip()) if isinstance(value, str) else value
+        )
+
+    @field_validator("form_action_origins")
+    @classmethod
+    def _https_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            if not ORIGIN.fullmatch(origin):
+                raise ValueError(f"{origin!r} is not an https origin (https://host[:port], no path)")
+        return value
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
