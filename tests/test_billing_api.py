@@ -275,14 +275,18 @@ async def test_the_webhook_takes_only_what_the_provider_signed(gateway, system, 
     assert refused.status_code == 400 and refused.json()["code"] == "stale_signature"
     unsigned = await gateway.post("/api/v1/payments/webhook", content=body)
     assert unsigned.status_code == 400
+    # signed, but for no order of ours (another product on the same provider account): acknowledged, or the
+    # provider would retry it for days
+    stranger = str(uuid.uuid4())
+    foreign = completed_event(f"cs_test_{uuid.uuid4().hex}", stranger, 7200)
+    foreign_body, foreign_headers = stripe_signed(foreign, system.webhook_secret)
+    ignored = await gateway.post("/api/v1/payments/webhook", content=foreign_body, headers=foreign_headers)
+    assert (ignored.status_code, ignored.json()) == (200, {"received": True, "ignored": "unknown_order"})
 
 
-async def test_a_forged_payment_credits_nothing(gateway, system, people):
-    manager = people.manager
-    order = await card_order(gateway, manager.auth, manager.account_id, UNIT)
-    checkout_id = order["checkout_url"].rsplit("/", 1)[1]
-    completed = {
-        "id": f"evt_forged_{uuid.uuid4().hex[:12]}",
+def completed_event(checkout_id: str, order_id: str, amount_cents: int) -> dict:
+    return {
+        "id": f"evt_{uuid.uuid4().hex[:16]}",
         "object": "event",
         "type": "checkout.session.completed",
         "created": int(datetime.now(UTC).timestamp()),
@@ -290,14 +294,20 @@ async def test_a_forged_payment_credits_nothing(gateway, system, people):
             "object": {
                 "id": checkout_id,
                 "object": "checkout.session",
-                "client_reference_id": order["id"],
+                "client_reference_id": order_id,
                 "payment_status": "paid",
-                "amount_total": 7200,
-                "metadata": {"order_id": order["id"]},
+                "amount_total": amount_cents,
+                "metadata": {"order_id": order_id},
             }
         },
     }
-    body, headers = stripe_signed(completed, "whsec_guessed")
+
+
+async def test_a_forged_payment_credits_nothing(gateway, system, people):
+    manager = people.manager
+    order = await card_order(gateway, manager.auth, manager.account_id, UNIT)
+    checkout_id = order["checkout_url"].rsplit("/", 1)[1]
+    body, headers = stripe_signed(completed_event(checkout_id, order["id"], 7200), "whsec_guessed")
     assert (await gateway.post("/api/v1/payments/webhook", content=body, headers=headers)).status_code == 400
     still = await gateway.get(account_path(manager.account_id, f"/orders/{order['id']}"), headers=manager.auth)
     assert still.json()["status"] == "awaiting_payment"

@@ -799,6 +799,11 @@ class PaymentsApi(Controller):
                 await service.outbox.add_all(session, events)
         except OrderError as exc:
             WEBHOOK_FAILURES.labels(exc.code).inc()
+            if exc.code == "unknown_order":
+                # genuine (signed) but not for us, e.g. another product on the same provider account: the provider
+                # would retry a refusal for days to no avail
+                log.warning("payment event %s names no card order of ours: ignored", notice.event_id)
+                return {"received": True, "ignored": exc.code}
             raise _refused(exc) from exc
         return {"received": True}
 
