@@ -223,6 +223,7 @@ _EXAMPLES: list[Event] = [
         pdf_url=f"/api/v1/invoices/{INVOICE_ID}/pdf",
         payment_method="card",
         paid=True,
+        tokens=1,
         notice=BUYER,
     ),
     CreditNoteIssued(

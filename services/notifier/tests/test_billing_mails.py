@@ -82,6 +82,7 @@ def test_a_card_invoice_thanks_the_buyer_with_the_invoice_attached(language):
                 "amount": GROSS[language],
                 "issued_at": {"fr": "10 mars 2025", "en": "10 March 2025"}[language],
                 "link": f"{BASE_URL}/account/invoices",
+                "tokens": "1",
                 ATTACHMENTS: [
                     {
                         "document_id": str(event.invoice_id),
@@ -380,8 +381,8 @@ def test_a_notice_without_a_name_greets_without_one(language, greeting):
 @pytest.mark.parametrize(
     ("template", "language", "phrases"),
     [
-        ("payment_received", "fr", ["Merci", "72,00\u00a0€ TTC", "crédités", "jointe", "F2025-000123"]),
-        ("payment_received", "en", ["Thank you", "€72.00 incl. VAT", "credited", "attached", "F2025-000123"]),
+        ("payment_received", "fr", ["Merci", "72,00\u00a0€ TTC", "Jetons crédités : 1", "jointe", "F2025-000123"]),
+        ("payment_received", "en", ["Thank you", "€72.00 incl. VAT", "Tokens credited: 1", "attached", "F2025-000123"]),
         ("purchase_order_validated", "fr", ["validé", "crédités", "jointe", "virement", "10 avril 2025"]),
         ("purchase_order_validated", "en", ["validated", "credited", "attached", "bank transfer", "10 April 2025"]),
         ("purchase_order_refused", "fr", ["refusé", "Numéro d'engagement manquant", "ne devez rien"]),

@@ -157,6 +157,7 @@ class InvoiceIssued(InvoiceEvent):
     payment_method: PaymentMethod = Field("card", description="How the order is paid.")
     paid: bool = Field(True, description="True when already paid (card); False when payable by transfer.")
     due_at: UtcDatetime | None = Field(None, description="When payment is due, for an invoice not yet paid (UTC).")
+    tokens: int | None = Field(None, ge=1, description="Tokens the order credited, bonus tokens included.")
     notice: Notice | None = Field(None, description="Who is sent the invoice.")
 
 

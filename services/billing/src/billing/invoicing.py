@@ -223,6 +223,7 @@ async def issue_invoice(
         payment_method=order.payment_method,
         paid=paid,
         due_at=datetime.combine(due_on, datetime.min.time(), tzinfo=PARIS) if due_on else None,
+        tokens=order.tokens,
         notice=Notice.model_validate(order.notice) if order.notice else None,
     )
     return Issued(document_id, number, [event])

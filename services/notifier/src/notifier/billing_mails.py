@@ -59,6 +59,7 @@ def _invoice_issued(event: InvoiceIssued, settings: NotifierSettings) -> list[Ma
         "amount": _gross(event.amounts, language),
         "issued_at": notifier.local_date(event.issued_at, language),
         "link": f"{settings.public_base_url}/account/invoices",
+        "tokens": str(event.tokens) if event.tokens else "",
         **_pdf(event.invoice_id, event.account_id, event.number),
     }
     if event.payment_method == "card":
