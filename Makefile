@@ -13,7 +13,7 @@ up: install
 
 ## Install what is missing, start the real infrastructure once, run every check and test, stop it.
 test: install lint
-	$(RUN) pytest -q -p no:cacheprovider
+	$(RUN) pytest -q -p no:cacheprovider --durations=25
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv

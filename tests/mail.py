@@ -13,7 +13,7 @@ SETTLE_SECONDS = 0.75
 
 async def mails_to(mail_api: str, to: str) -> list[dict[str, Any]]:
     """Every mail caught for `to`, oldest first."""
-    async with httpx.AsyncClient(base_url=mail_api) as client:
+    async with httpx.AsyncClient(base_url=mail_api, timeout=30) as client:
         return list(reversed((await client.get("/api/messages", params={"to": to})).json()))
 
 

@@ -30,6 +30,7 @@ import html
 import logging
 import re
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -50,6 +51,7 @@ _URL_RE = re.compile(r"""https?://[^\s<>"')\]]+""")
 _ENVELOPE_FROM = "X-Mailcatcher-Mail-From"
 _ENVELOPE_TO = "X-Mailcatcher-Rcpt-To"
 _RECEIVED = "X-Mailcatcher-Received"
+_MTIME_TICK_NS = 100_000_000  # well above the coarse clock's tick (a few ms) that file times are taken from
 
 
 class _TextExtractor(HTMLParser):
@@ -141,12 +143,23 @@ def parse_message(message_id: str, raw: bytes, received: datetime) -> dict[str, 
 
 
 class MailStore:
-    """Messages as ``<id>.eml`` files; ids sort by arrival time."""
+    """Messages as ``<id>.eml`` files; ids sort by arrival time.
+
+    Tests poll the store many times a second while it grows to thousands of messages: each message is parsed
+    once and indexed by recipient, and the folder is read again only when it changed (its mtime moves when a
+    file is added or removed, by this process or by hand), so that a lookup costs what it finds."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
         self._cache: dict[str, dict[str, Any]] = {}  # .eml files never change once written
+        self._ids: list[str] = []  # oldest first
+        self._by_recipient: dict[str, list[str]] = {}
+        self._settled_at: int | None = None  # the folder's mtime when last read, once it is settled
 
     def save(self, mail_from: str | None, rcpt_tos: list[str], content: bytes) -> str:
         message_id = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
@@ -160,8 +173,35 @@ class MailStore:
         tmp.rename(self.directory / f"{message_id}.eml")
         return message_id
 
+    def _refresh(self) -> None:
+        """Index the messages that appeared since the last look (the caller holds the lock)."""
+        changed_at = self.directory.stat().st_mtime_ns
+        if changed_at == self._settled_at:
+            return
+        on_disk = {p.stem for p in self.directory.glob("*.eml") if _ID_RE.match(p.stem)}
+        if not on_disk.issuperset(self._cache):  # removed by hand: index again from scratch
+            self._reset()
+        # The mtime has the kernel clock's coarse resolution: a file added in the same tick as this look leaves
+        # it unchanged. Only an mtime old enough that no later tick can share it is trusted to skip the next look.
+        self._settled_at = changed_at if time.time_ns() - changed_at > _MTIME_TICK_NS else None
+        for message_id in sorted(on_disk - self._cache.keys()):
+            raw = self.raw(message_id)
+            if raw is None:
+                continue
+            received = datetime.fromtimestamp(int(message_id[:20]) / 1e9, UTC)
+            self._cache[message_id] = parsed = parse_message(message_id, raw, received)
+            self._ids.append(message_id)
+            for address in {a.lower() for a in parsed["to"] + parsed["header_to"]}:
+                self._by_recipient.setdefault(address, []).append(message_id)
+        if self._ids and self._ids != sorted(self._ids):  # a file dropped by hand with an older id
+            self._ids.sort()
+            for ids in self._by_recipient.values():
+                ids.sort()
+
     def ids(self) -> list[str]:
-        return sorted((p.stem for p in self.directory.glob("*.eml") if _ID_RE.match(p.stem)), reverse=True)
+        with self._lock:
+            self._refresh()
+            return list(reversed(self._ids))
 
     def raw(self, message_id: str) -> bytes | None:
         if not _ID_RE.match(message_id):
@@ -172,29 +212,25 @@ class MailStore:
             return None
 
     def get(self, message_id: str) -> dict[str, Any] | None:
-        if message_id in self._cache:
-            return self._cache[message_id]
-        raw = self.raw(message_id)
-        if raw is None:
-            return None
-        received = datetime.fromtimestamp(int(message_id[:20]) / 1e9, UTC)
-        self._cache[message_id] = parsed = parse_message(message_id, raw, received)
-        return parsed
+        with self._lock:
+            self._refresh()
+            return self._cache.get(message_id)
 
     def list(self, to: str | None = None) -> list[dict[str, Any]]:
-        messages = [m for m in (self.get(i) for i in self.ids()) if m is not None]
-        if to:
-            wanted = to.strip().lower()
-            messages = [m for m in messages if wanted in {a.lower() for a in m["to"] + m["header_to"]}]
-        return messages
+        """The messages, newest first; only those sent to `to` when given."""
+        with self._lock:
+            self._refresh()
+            ids = self._ids if not to else self._by_recipient.get(to.strip().lower(), [])
+            return [self._cache[message_id] for message_id in reversed(ids)]
 
     def clear(self) -> int:
-        count = 0
-        for path in self.directory.glob("*.eml"):
-            path.unlink(missing_ok=True)
-            count += 1
-        self._cache.clear()
-        return count
+        with self._lock:
+            count = 0
+            for path in self.directory.glob("*.eml"):
+                path.unlink(missing_ok=True)
+                count += 1
+            self._reset()
+            return count
 
 
 BOUNCING = re.compile(r"^bounce[^@]*@", re.IGNORECASE)
