@@ -16,8 +16,17 @@ class DriverError(Exception):
 
 @pytest.mark.parametrize(
     "sqlstate",
-    ["57P01", "57P02", "57P03", "08006", "08003", "53300"],
-    ids=["admin shutdown", "crash shutdown", "cannot connect now", "connection failure", "no connection", "full"],
+    ["57P01", "57P02", "57P03", "08006", "08003", "53300", "40P01", "40001"],
+    ids=[
+        "admin shutdown",
+        "crash shutdown",
+        "cannot connect now",
+        "connection failure",
+        "no connection",
+        "full",
+        "deadlock",  # the transaction lost a race: applied again later, never dead-lettered
+        "serialization failure",
+    ],
 )
 def test_a_database_going_away_is_the_infrastructures_fault(sqlstate: str) -> None:
     assert is_infrastructure_error(DBAPIError("SELECT 1", {}, DriverError(sqlstate)))

@@ -13,8 +13,11 @@ commit once.
 - A record that does not decode goes to `<topic>.dlq` (reason `malformed`); a handler that keeps failing
   sends its record there too (reason `handler_failed`), and its inbox claim is rolled back so that a replay
   of the dead letter takes effect.
-- An infrastructure error (database or network down) is not the events' fault: the partition's transaction
-  is lost, the consumer seeks back to its first record and fetches it again after a growing pause.
+- An infrastructure error (database or network down) is not the events' fault, nor is a conflict between
+  concurrent transactions (a deadlock, a serialization failure): the partition's transaction is lost, the
+  consumer seeks back to its first record and fetches it again after a growing pause. Never dead-lettered.
+- A consumer may `prepare` each transaction before its handlers run, e.g. lock the rows its events will change
+  in one fixed order, so that two partitions applied concurrently (or two replicas) never deadlock.
 - A transaction that fails as a whole for another reason (e.g. at commit) is applied again one event per
   transaction, so that only the culprit is dead-lettered.
 - Offsets are committed only up to records whose effects (or dead letters) are committed, every
@@ -53,14 +56,19 @@ EVENTS_CONSUMED = Counter(
 )
 
 Handler = Callable[[AsyncSession, Envelope], Awaitable[None]]
+# Runs first in each transaction with the events about to be handled in it (not the duplicates).
+Prepare = Callable[[AsyncSession, Sequence[Envelope]], Awaitable[None]]
 
 
 # SQLSTATEs that say the database is away, not that the event is wrong: connection exceptions (class 08), the
-# server shutting down or starting (57P01-57P03), too many connections (53300).
-_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+# server shutting down or starting (57P01-57P03), too many connections (53300); or that the transaction lost a
+# race with another one and would succeed if run again: serialization failure (40001), deadlock (40P01).
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300", "40001", "40P01")
 
 
 def is_infrastructure_error(exc: BaseException) -> bool:
+    """Not the event's fault: the database or the network is away, or the transaction lost a race. The batch
+    is fetched again later, never dead-lettered."""
     if isinstance(exc, OSError | DisconnectionError | TimeoutError | KafkaError):
         return True
     if isinstance(exc, DBAPIError):
@@ -173,6 +181,7 @@ class Consumer:
     backoff_seconds: float = 0.2
     batch_size: int = 500
     committer: OffsetCommitter = field(default_factory=OffsetCommitter)
+    prepare: Prepare | None = None
     _infra_failures: int = field(default=0, init=False)
 
     def subscribe(self, broker: KafkaBroker) -> None:
@@ -280,6 +289,8 @@ class Consumer:
         dead: list[tuple[ConsumerRecord[Any, Any], str, str]] = []
         async with self.db.transaction() as session:
             unclaimed = await inbox.claim_all(session, self.name, [envelope.id for _, envelope in envelopes])
+            if self.prepare is not None and unclaimed:
+                await self.prepare(session, [envelope for _, envelope in envelopes if envelope.id in unclaimed])
             for record, envelope in envelopes:
                 if envelope.id not in unclaimed:
                     counts["duplicate"] += 1

@@ -20,7 +20,7 @@ from pydantic import SecretStr
 
 from contracts import TOPICS, Event
 from servicekit import migrations
-from servicekit.consumer import Consumer, DeadLetters, Handler
+from servicekit.consumer import Consumer, DeadLetters, Handler, Prepare
 from servicekit.db import Database
 from servicekit.http import (
     allow_middleware,
@@ -68,9 +68,10 @@ class Service:
         self._tasks: list[asyncio.Task[None]] = []
 
     def consume(
-        self, topic: str, name: str, events: Collection[type[Event]] | None = None
+        self, topic: str, name: str, events: Collection[type[Event]] | None = None, prepare: Prepare | None = None
     ) -> Callable[[Handler], Handler]:
-        """Register a handler for `events` of `topic` (all of them when None), in consumer group service.name."""
+        """Register a handler for `events` of `topic` (all of them when None), in consumer group service.name;
+        `prepare` runs first in each of its transactions (servicekit.consumer)."""
 
         def register(handler: Handler) -> Handler:
             consumer = Consumer(
@@ -84,6 +85,7 @@ class Service:
                 batch_size=self.settings.consumer_batch_size,
                 max_attempts=self.settings.consumer_max_attempts,
                 backoff_seconds=self.settings.consumer_backoff_seconds,
+                prepare=prepare,
             )
             consumer.subscribe(self.broker)
             self.consumers.append(consumer)
