@@ -312,3 +312,27 @@ async def test_balance_is_the_ledger_and_the_live_lots_whatever_happens(db: Data
         current = await balance(db, account, now)
         assert current == await ledger_balance(db, account) == await live_lots_sum(db, account)
         assert current >= 0
+
+
+async def test_batches_locking_their_wallets_first_never_deadlock(db: Database) -> None:
+    """Two consumer transactions (two partitions, or two replicas) debiting the same accounts in opposite orders:
+    without the batch's wallets locked first, in one order, PostgreSQL has to abort one of them (a deadlock)."""
+    a, b = await new_account(db), await new_account(db)
+    for account in (a, b):
+        await buy(db, account, 10, NOW + timedelta(days=30))
+
+    async def batch(accounts: list[uuid.UUID], lock_first: bool) -> None:
+        async with db.transaction() as session:
+            if lock_first:
+                await wallet.lock_wallets(session, accounts)
+            for account in accounts:
+                await wallet.debit_for_enrollment(
+                    session, account_id=account, enrollment_id=uuid.uuid4(), session_id=uuid.uuid4(), tokens=1, now=NOW
+                )
+                await asyncio.sleep(0.2)  # the other batch takes its first lock meanwhile
+
+    with pytest.raises(Exception, match="deadlock"):
+        await asyncio.gather(batch([a, b], lock_first=False), batch([b, a], lock_first=False))
+    await asyncio.gather(batch([a, b], lock_first=True), batch([b, a], lock_first=True))
+    for account in (a, b):
+        assert await balance(db, account) == await ledger_balance(db, account) == await live_lots_sum(db, account)

@@ -2,6 +2,7 @@
 (servicekit.consumer: the effects, the events they cause and the inbox row commit together, so a redelivered
 event is skipped; the charge table would refuse a second debit anyway)."""
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import update
@@ -43,6 +44,18 @@ async def on_account_event(session: AsyncSession, envelope: Envelope) -> None:
     else:
         return
     await session.execute(update(wallets).where(wallets.c.account_id == event.account_id, condition).values(**values))
+
+
+async def lock_wallets_of_enrolments(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
+    """Before a batch of enrolment events: their accounts' wallets, locked in one order (no deadlock between
+    partitions applied concurrently or between replicas)."""
+    await wallet.lock_wallets(session, (envelope.event.account_id for envelope in envelopes))  # type: ignore[attr-defined]
+
+
+async def lock_wallets_of_sessions(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
+    """Before a batch of cancelled sessions: the wallets of every enrolment they will refund, in one order."""
+    session_ids = [envelope.event.session_id for envelope in envelopes]  # type: ignore[attr-defined]
+    await wallet.lock_wallets(session, await wallet.accounts_debited_for_sessions(session, session_ids))
 
 
 def enrollment_handler(outbox: Outbox):  # type: ignore[no-untyped-def]

@@ -14,12 +14,15 @@ service = Service(settings, migrations_package="billing")
 provider = provider_from_settings(settings)
 
 service.consume("accounts.account", "accounts", events=handlers.ACCOUNT_EVENTS)(handlers.on_account_event)
-service.consume("enrollment.enrollment", "enrolments", events=handlers.ENROLLMENT_EVENTS)(
-    handlers.enrollment_handler(service.outbox)
-)
-service.consume("catalogue.session", "sessions", events=handlers.SESSION_EVENTS)(
-    handlers.session_handler(service.outbox)
-)
+service.consume(
+    "enrollment.enrollment",
+    "enrolments",
+    events=handlers.ENROLLMENT_EVENTS,
+    prepare=handlers.lock_wallets_of_enrolments,
+)(handlers.enrollment_handler(service.outbox))
+service.consume(
+    "catalogue.session", "sessions", events=handlers.SESSION_EVENTS, prepare=handlers.lock_wallets_of_sessions
+)(handlers.session_handler(service.outbox))
 service.run_in_background(lambda: jobs.run_expiry_forever(service.db, service.outbox, settings.expiry_job_seconds))
 service.run_in_background(lambda: jobs.measure_forever(service.db, settings.purchase_order_alert_hours))
 app = service.http_app(

@@ -14,12 +14,14 @@ Guarantees (each has a test):
 Functions take the caller's session and return the events to publish (through the outbox, same transaction).
 They never commit."""
 
+import json
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import case, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -65,6 +67,19 @@ async def lock_wallet(session: AsyncSession, account_id: uuid.UUID) -> Any:
     Taken before any change to the account's lots: it orders concurrent debits, refunds, credits and expiries."""
     result = await session.execute(select(wallets).where(wallets.c.account_id == account_id).with_for_update())
     return result.one_or_none()
+
+
+async def lock_wallets(session: AsyncSession, account_ids: Iterable[uuid.UUID]) -> None:
+    """Lock several accounts' wallets in one statement, in account order: transactions that take their locks
+    this way, before any other, never deadlock (the enrolment consumers do it for each batch they apply)."""
+    ids = sorted(set(account_ids))
+    if ids:
+        await session.execute(
+            select(wallets.c.account_id)
+            .where(wallets.c.account_id.in_(ids))
+            .order_by(wallets.c.account_id)
+            .with_for_update()
+        )
 
 
 async def balance(session: AsyncSession, account_id: uuid.UUID, now: datetime) -> int:
@@ -211,11 +226,14 @@ async def debit_for_enrollment(
     now: datetime,
 ) -> list[Event]:
     """Debit `tokens` for an enrolment, earliest-expiring lots first, or reject it with a reason. A second call
-    for the same enrolment returns no event and changes nothing."""
-    wallet = await lock_wallet(session, account_id)
-    if await _charge_exists(session, enrollment_id):
+    for the same enrolment returns no event and changes nothing. The hot path of the enrolment saga: a few
+    statements (the wallet locked with whether the enrolment was charged, its live lots, then the writes)."""
+    keys = {"account_id": account_id, "enrollment_id": enrollment_id}
+    wallet = (await session.execute(_LOCK_FOR_DEBIT, keys)).first()
+    if wallet.charged if wallet is not None else await _charge_exists(session, enrollment_id):
         return []
     events: list[Event] = []
+    usable: list[Any] = []
     reason: str | None = None
     if wallet is None:
         reason = "unknown_account"
@@ -224,8 +242,11 @@ async def debit_for_enrollment(
     elif wallet.verified_at is None:
         reason = "account_unverified"
     else:
-        events += await expire_due(session, account_id, now)
-        if await balance(session, account_id, now) < tokens:
+        live = (await session.execute(_LIVE_LOTS, {"account_id": account_id})).all()
+        if any(lot.expires_at <= now for lot in live):  # the daily job has not run yet
+            events += await expire_due(session, account_id, now)
+        usable = [lot for lot in live if lot.expires_at > now]
+        if sum(lot.remaining for lot in usable) < tokens:
             reason = "insufficient_balance"
     if reason is not None:
         await _record_charge(session, enrollment_id, account_id, session_id, tokens, "rejected", [], now, reason)
@@ -236,22 +257,23 @@ async def debit_for_enrollment(
             reason=reason,  # type: ignore[arg-type]
         )
         return [*events, rejected]
-    taken = await _take(session, account_id, tokens, now)
-    after = await balance(session, account_id, now)
-    for part in taken:
-        await _write(
-            session,
-            account_id=account_id,
-            kind="debit",
-            tokens=part.tokens,
-            lot_id=part.lot_id,
-            operation_key=f"debit:{enrollment_id}",
-            balance_after=after,
-            now=now,
-            enrollment_id=enrollment_id,
-            session_id=session_id,
-        )
-    await _record_charge(session, enrollment_id, account_id, session_id, tokens, "debited", taken, now)
+    taken = _take(usable, tokens)
+    after = sum(lot.remaining for lot in usable) - tokens
+    await session.execute(
+        _DEBIT,
+        {
+            "lot_ids": [part.lot_id for part in taken],
+            "parts": [part.tokens for part in taken],
+            "account_id": account_id,
+            "enrollment_id": enrollment_id,
+            "session_id": session_id,
+            "tokens": tokens,
+            "operation_key": f"debit:{enrollment_id}",
+            "after": after,
+            "lots": json.dumps([part.as_json() for part in taken]),
+            "now": now,
+        },
+    )
     debited = TokensDebited(
         account_id=account_id,
         enrollment_id=enrollment_id,
@@ -264,29 +286,59 @@ async def debit_for_enrollment(
     return [*events, debited]
 
 
-async def _take(session: AsyncSession, account_id: uuid.UUID, tokens: int, now: datetime) -> list[Taken]:
-    usable = await session.execute(
-        select(lots.c.id, lots.c.remaining, lots.c.expires_at)
-        .where(
-            lots.c.account_id == account_id,
-            lots.c.expired_at.is_(None),
-            lots.c.expires_at > now,
-            lots.c.remaining > 0,
-        )
-        .order_by(lots.c.expires_at, lots.c.created_at, lots.c.id)
-    )
+def _take(usable: list[Any], tokens: int) -> list[Taken]:
+    """What to take of the usable lots, in their order (earliest expiry first), for `tokens`."""
     taken: list[Taken] = []
     wanted = tokens
     for lot_id, remaining, expires_at in usable:
-        if wanted == 0:
-            break
         part = min(wanted, remaining)
-        await session.execute(update(lots).where(lots.c.id == lot_id).values(remaining=lots.c.remaining - part))
-        taken.append(Taken(lot_id, part, expires_at))
-        wanted -= part
+        if part > 0:
+            taken.append(Taken(lot_id, part, expires_at))
+            wanted -= part
     if wanted:
         raise RuntimeError("balance checked under the wallet lock, yet the lots fell short")
     return taken
+
+
+# The debit's reads, as statements built once (the saga's hot path): the wallet locked with whether the
+# enrolment was charged already, then (in a statement of its own, so that it sees what the lock waited for) the
+# live lots in the order debits take them.
+_LOCK_FOR_DEBIT = text(
+    """
+    SELECT verified_at, closed_at,
+           EXISTS (SELECT 1 FROM enrollment_charges WHERE enrollment_id = :enrollment_id) AS charged
+    FROM wallets WHERE account_id = :account_id FOR UPDATE
+    """
+)
+_LIVE_LOTS = text(
+    """
+    SELECT id, remaining, expires_at FROM lots
+    WHERE account_id = :account_id AND expired_at IS NULL
+    ORDER BY expires_at, created_at, id
+    """
+)
+
+# The debit's writes in one statement (the saga's hot path: one round trip instead of one per row): each lot
+# gives its part, the ledger gets a line per lot, and the charge records the enrolment as debited.
+_DEBIT = text(
+    """
+    WITH parts AS (
+        SELECT * FROM unnest(CAST(:lot_ids AS uuid[]), CAST(:parts AS integer[])) AS part(lot_id, tokens)
+    ), taken AS (
+        UPDATE lots SET remaining = lots.remaining - parts.tokens FROM parts WHERE lots.id = parts.lot_id
+    ), lines AS (
+        INSERT INTO ledger (account_id, kind, tokens, lot_id, operation_key, enrollment_id, session_id,
+                            balance_after, created_at)
+        SELECT CAST(:account_id AS uuid), 'debit', parts.tokens, parts.lot_id, CAST(:operation_key AS varchar),
+               CAST(:enrollment_id AS uuid), CAST(:session_id AS uuid), CAST(:after AS integer),
+               CAST(:now AS timestamptz)
+        FROM parts
+    )
+    INSERT INTO enrollment_charges (enrollment_id, account_id, session_id, tokens, status, lots, created_at)
+    VALUES (CAST(:enrollment_id AS uuid), CAST(:account_id AS uuid), CAST(:session_id AS uuid),
+            CAST(:tokens AS integer), 'debited', CAST(CAST(:lots AS text) AS jsonb), CAST(:now AS timestamptz))
+    """
+)
 
 
 async def _charge_exists(session: AsyncSession, enrollment_id: uuid.UUID) -> bool:
@@ -380,6 +432,15 @@ async def refund_enrollment(session: AsyncSession, enrollment_id: uuid.UUID, now
         key = f"refund-expiry:{enrollment_id}"
         events.append(await _expiry(session, account_id, part.lot_id, part.tokens, part.expires_at, key, after, now))
     return events
+
+
+async def accounts_debited_for_sessions(session: AsyncSession, session_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    result = await session.scalars(
+        select(enrollment_charges.c.account_id)
+        .where(enrollment_charges.c.session_id.in_(session_ids), enrollment_charges.c.status == "debited")
+        .distinct()
+    )
+    return list(result)
 
 
 async def debited_enrollments_of_session(session: AsyncSession, session_id: uuid.UUID) -> list[uuid.UUID]:
