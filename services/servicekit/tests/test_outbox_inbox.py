@@ -208,3 +208,44 @@ async def _leader(relay):  # type: ignore[no-untyped-def]
 
 async def _listening(relay):  # type: ignore[no-untyped-def]
     return relay.listening
+
+
+async def test_a_batch_handler_takes_whole_batches_and_a_failing_one_goes_event_by_event(fresh_database, kafka):
+    db = await prepared_database(fresh_database)
+    good, failing = [uuid.uuid4() for _ in range(4)], uuid.uuid4()
+    record_effect = recording_handler({str(key) for key in [*good, failing]})
+    batches: list[int] = []
+
+    async def handler(session, envelope):  # type: ignore[no-untyped-def]
+        if envelope.subject == str(failing):
+            raise ValueError("no rule for this event")
+        await record_effect(session, envelope)
+
+    async def batch_handler(session, envelopes):  # type: ignore[no-untyped-def]
+        batches.append(len(envelopes))
+        for envelope in envelopes:  # what the handler does for each in turn
+            await handler(session, envelope)
+
+    broker, consumer = await start_consumer(db, kafka, handler, batch_handler=batch_handler)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, linger_ms=50)
+    await producer.start()
+    try:
+        for seq, key in enumerate(good[:3]):
+            record = encode(event(key, seq), source="kit-test")
+            await producer.send(TOPIC, record.value, key=record.key, headers=record.headers, partition=0)
+        await wait_for(lambda: _count(db, 3), what="the first batch")
+        assert sum(batches) >= 3  # the batch handler took them
+        taken = len(batches)
+        for seq, key in enumerate([failing, good[3]], start=3):
+            record = encode(event(key, seq), source="kit-test")
+            await producer.send(TOPIC, record.value, key=record.key, headers=record.headers, partition=0)
+        await producer.flush()
+        await wait_for(lambda: _count(db, 4), what="the good event after the failing one")
+        assert len(batches) > taken  # tried as a batch first, then one by one
+        letters = [letter for letter in await read_dead_letters(kafka, TOPIC) if letter.key == str(failing).encode()]
+        assert [letter.header("dlq_reason") for letter in letters] == ["handler_failed"]
+        assert sorted(key for _, key, _ in await effects(db)) == sorted(str(key) for key in good)
+    finally:
+        await producer.stop()
+        await stop_consumer(broker, consumer)
+        await db.dispose()

@@ -16,6 +16,9 @@ commit once.
 - An infrastructure error (database or network down) is not the events' fault, nor is a conflict between
   concurrent transactions (a deadlock, a serialization failure): the partition's transaction is lost, the
   consumer seeks back to its first record and fetches it again after a growing pause. Never dead-lettered.
+- A consumer may also have a batch handler that applies all the new events of a transaction at once (e.g. in a
+  few set-based statements): it must do what the handler would do for each in turn. It serves the first attempt
+  only: when the batch fails, the careful attempt and the events alone go through the handler, one by one.
 - A consumer may `prepare` each transaction before its handlers run, e.g. lock the rows its events will change
   in one fixed order, so that two partitions applied concurrently (or two replicas) never deadlock.
 - A transaction that fails as a whole for another reason (e.g. at commit) is applied again one event per
@@ -29,7 +32,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter as Tally
-from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +59,8 @@ EVENTS_CONSUMED = Counter(
 )
 
 Handler = Callable[[AsyncSession, Envelope], Awaitable[None]]
+# Handles a whole batch's events (not the duplicates) at once, as the handler would one by one (servicekit docs).
+BatchHandler = Callable[[AsyncSession, Sequence[Envelope]], Awaitable[None]]
 # Runs first in each transaction with the events about to be handled in it (not the duplicates).
 Prepare = Callable[[AsyncSession, Sequence[Envelope]], Awaitable[None]]
 
@@ -182,6 +187,7 @@ class Consumer:
     batch_size: int = 500
     committer: OffsetCommitter = field(default_factory=OffsetCommitter)
     prepare: Prepare | None = None
+    batch_handler: BatchHandler | None = None
     _infra_failures: int = field(default=0, init=False)
 
     def subscribe(self, broker: KafkaBroker) -> None:
@@ -281,7 +287,8 @@ class Consumer:
         self, envelopes: list[tuple[ConsumerRecord[Any, Any], Envelope]], outcomes: _Outcomes, *, careful: bool
     ) -> None:
         """Claim the events and run their handlers in one transaction. Not `careful`: the first error aborts it
-        all (savepoints cost more than the handlers themselves, and most batches fail nowhere). `careful`: each
+        all (savepoints cost more than the handlers themselves, and most batches fail nowhere); the batch handler,
+        when there is one, takes them all at once. `careful`: each
         handler in its own savepoint, retried there, and dead-lettered alone. Outcomes count once committed."""
         if not envelopes:
             return
@@ -289,24 +296,31 @@ class Consumer:
         dead: list[tuple[ConsumerRecord[Any, Any], str, str]] = []
         async with self.db.transaction() as session:
             unclaimed = await inbox.claim_all(session, self.name, [envelope.id for _, envelope in envelopes])
-            if self.prepare is not None and unclaimed:
-                await self.prepare(session, [envelope for _, envelope in envelopes if envelope.id in unclaimed])
+            fresh: list[tuple[ConsumerRecord[Any, Any], Envelope]] = []
             for record, envelope in envelopes:
-                if envelope.id not in unclaimed:
-                    counts["duplicate"] += 1
-                    continue
-                unclaimed.discard(envelope.id)  # a second copy in this very batch is a duplicate too
-                with _event_context(envelope):
-                    if not careful:
-                        await self.handler(session, envelope)
-                        error = None
-                    else:
-                        error = await self._handle_in_savepoint(session, envelope, counts)
-                if error is None:
-                    counts["processed"] += 1
+                if envelope.id in unclaimed:
+                    unclaimed.discard(envelope.id)  # a second copy in this very batch is a duplicate too
+                    fresh.append((record, envelope))
                 else:
-                    await inbox.release(session, self.name, envelope.id)  # so that a replay takes effect
-                    dead.append((record, "handler_failed", _describe(error)))
+                    counts["duplicate"] += 1
+            if self.prepare is not None and fresh:
+                await self.prepare(session, [envelope for _, envelope in fresh])
+            if self.batch_handler is not None and not careful and fresh:
+                await self.batch_handler(session, [envelope for _, envelope in fresh])
+                counts["processed"] += len(fresh)
+            else:
+                for record, envelope in fresh:
+                    with context.handling(envelope):
+                        if not careful:
+                            await self.handler(session, envelope)
+                            error = None
+                        else:
+                            error = await self._handle_in_savepoint(session, envelope, counts)
+                    if error is None:
+                        counts["processed"] += 1
+                    else:
+                        await inbox.release(session, self.name, envelope.id)  # so that a replay takes effect
+                        dead.append((record, "handler_failed", _describe(error)))
         outcomes.counts.update(counts)
         for letter in dead:
             outcomes.dead_letter(*letter)
@@ -345,19 +359,6 @@ class Consumer:
 async def _raw_records_only(message: Any) -> None:
     """FastStream's decoder would parse every record's JSON for nothing: handlers decode the contracts."""
     return None
-
-
-@contextlib.contextmanager
-def _event_context(envelope: Envelope) -> Iterator[None]:
-    """Logs and events written while handling `envelope` carry its correlation id and cause."""
-    context.correlation_id.set(envelope.correlation_id)
-    context.causation_id.set(str(envelope.id))
-    context.event_id.set(str(envelope.id))
-    try:
-        yield
-    finally:
-        context.event_id.set(None)
-        context.causation_id.set(None)
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,7 +1,11 @@
 """Per-request / per-event context carried into logs and into the envelopes of the events it causes."""
 
+import contextlib
 import uuid
+from collections.abc import Iterator
 from contextvars import ContextVar
+
+from contracts import Envelope
 
 correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 causation_id: ContextVar[str | None] = ContextVar("causation_id", default=None)
@@ -20,3 +24,16 @@ def current_correlation_id() -> str:
         value = str(uuid.uuid4())
         correlation_id.set(value)
     return value
+
+
+@contextlib.contextmanager
+def handling(envelope: Envelope) -> Iterator[None]:
+    """Logs and events written while handling `envelope` carry its correlation id and cause."""
+    correlation_id.set(envelope.correlation_id)
+    causation_id.set(str(envelope.id))
+    event_id.set(str(envelope.id))
+    try:
+        yield
+    finally:
+        event_id.set(None)
+        causation_id.set(None)

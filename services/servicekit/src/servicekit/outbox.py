@@ -24,7 +24,7 @@ from prometheus_client import Counter, Gauge
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts import Event, encode
+from contracts import Envelope, Event, encode
 from servicekit import context
 from servicekit.db import OUTBOX_CHANNEL, libpq_dsn, outbox
 
@@ -48,19 +48,34 @@ class Outbox:
 
     async def add_all(self, session: AsyncSession, events: Sequence[Event]) -> list[uuid.UUID]:
         """Several events in one statement, published in this order."""
-        rows = [self._row(event) for event in events]
+        correlation_id, causation_id = context.current_correlation_id(), context.causation_id.get()
+        return await self._insert(session, [self._row(event, correlation_id, causation_id) for event in events])
+
+    async def add_caused(
+        self, session: AsyncSession, caused: Sequence[tuple[Envelope, Sequence[Event]]]
+    ) -> list[uuid.UUID]:
+        """The events each of several handled events caused (a batch handler's), in one statement, in this order;
+        each carries the correlation id of its cause, and the cause's id as its causation id."""
+        rows = [
+            self._row(event, cause.correlation_id or context.current_correlation_id(), str(cause.id))
+            for cause, events in caused
+            for event in events
+        ]
+        return await self._insert(session, rows)
+
+    async def _insert(self, session: AsyncSession, rows: list[dict[str, Any]]) -> list[uuid.UUID]:
         if rows:
             await session.execute(insert(outbox), rows)
         return [row["event_id"] for row in rows]
 
-    def _row(self, event: Event) -> dict[str, Any]:
+    def _row(self, event: Event, correlation_id: str, causation_id: str | None) -> dict[str, Any]:
         event_id = uuid.uuid4()
         record = encode(
             event,
             source=self.source,
             event_id=event_id,
-            correlation_id=context.current_correlation_id(),
-            causation_id=context.causation_id.get(),
+            correlation_id=correlation_id,
+            causation_id=causation_id,
         )
         return {
             "event_id": event_id,

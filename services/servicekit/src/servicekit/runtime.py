@@ -20,7 +20,7 @@ from pydantic import SecretStr
 
 from contracts import TOPICS, Event
 from servicekit import migrations
-from servicekit.consumer import Consumer, DeadLetters, Handler, Prepare
+from servicekit.consumer import BatchHandler, Consumer, DeadLetters, Handler, Prepare
 from servicekit.db import Database
 from servicekit.http import (
     allow_middleware,
@@ -68,10 +68,16 @@ class Service:
         self._tasks: list[asyncio.Task[None]] = []
 
     def consume(
-        self, topic: str, name: str, events: Collection[type[Event]] | None = None, prepare: Prepare | None = None
+        self,
+        topic: str,
+        name: str,
+        events: Collection[type[Event]] | None = None,
+        prepare: Prepare | None = None,
+        batch_handler: BatchHandler | None = None,
     ) -> Callable[[Handler], Handler]:
         """Register a handler for `events` of `topic` (all of them when None), in consumer group service.name;
-        `prepare` runs first in each of its transactions (servicekit.consumer)."""
+        `prepare` runs first in each of its transactions, `batch_handler` takes whole batches on their first
+        attempt (servicekit.consumer)."""
 
         def register(handler: Handler) -> Handler:
             consumer = Consumer(
@@ -86,6 +92,7 @@ class Service:
                 max_attempts=self.settings.consumer_max_attempts,
                 backoff_seconds=self.settings.consumer_backoff_seconds,
                 prepare=prepare,
+                batch_handler=batch_handler,
             )
             consumer.subscribe(self.broker)
             self.consumers.append(consumer)
