@@ -336,3 +336,67 @@ async def test_batches_locking_their_wallets_first_never_deadlock(db: Database) 
     await asyncio.gather(batch([a, b], lock_first=True), batch([b, a], lock_first=True))
     for account in (a, b):
         assert await balance(db, account) == await ledger_balance(db, account) == await live_lots_sum(db, account)
+
+
+async def test_a_batch_of_debits_does_what_the_same_debits_one_by_one_do(db: Database) -> None:
+    """The consumer applies a batch of requests with `debit_many`; its careful mode (and any single call) one by
+    one: both must leave the same wallets and say the same things."""
+
+    async def world() -> dict[str, uuid.UUID]:
+        rich, unverified, closed = await new_account(db), await new_account(db, verified=False), await new_account(db)
+        async with db.transaction() as session:
+            await session.execute(wallets.update().where(wallets.c.account_id == closed).values(closed_at=NOW))
+        await buy(db, rich, 1, NOW - timedelta(days=400), now=NOW - timedelta(days=500))  # due: not expired yet
+        await buy(db, rich, 2, NOW + timedelta(days=10))
+        await buy(db, rich, 3, NOW + timedelta(days=20))
+        await buy(db, closed, 5, NOW + timedelta(days=20))
+        return {"rich": rich, "unverified": unverified, "closed": closed, "unknown": uuid.uuid4()}
+
+    script = [("rich", 1), ("rich", 2), ("unverified", 1), ("rich", 3), ("closed", 1), ("rich", 1), ("unknown", 1)]
+
+    async def outcomes(accounts: dict[str, uuid.UUID], batch: bool) -> list[tuple[object, ...]]:
+        requests = [wallet.DebitRequest(accounts[name], uuid.uuid4(), uuid.uuid4(), tokens) for name, tokens in script]
+        requests.append(requests[0])  # the same enrolment asked again: nothing more
+        async with db.transaction() as session:
+            if batch:
+                events = [event for outcome in await wallet.debit_many(session, requests, NOW) for event in outcome]
+            else:
+                events = []
+                for request in requests:
+                    events += await wallet.debit_for_enrollment(
+                        session,
+                        account_id=request.account_id,
+                        enrollment_id=request.enrollment_id,
+                        session_id=request.session_id,
+                        tokens=request.tokens,
+                        now=NOW,
+                    )
+        names = {account_id: name for name, account_id in accounts.items()}
+        said = [
+            (
+                type(event).__name__,
+                names[event.account_id],
+                getattr(event, "tokens", None),
+                getattr(event, "balance_after", None),
+                getattr(event, "reason", None),
+                tuple(part.tokens for part in getattr(event, "lots", [])),
+            )
+            for event in events
+        ]
+        kept = [
+            (name, await balance(db, account), await ledger_balance(db, account), await live_lots_sum(db, account))
+            for name, account in accounts.items()
+        ]
+        return said + kept
+
+    one_by_one = await outcomes(await world(), batch=False)
+    assert one_by_one[:7] == [
+        ("TokensExpired", "rich", 1, 5, None, ()),
+        ("TokensDebited", "rich", 1, 4, None, (1,)),
+        ("TokensDebited", "rich", 2, 2, None, (1, 1)),  # the rest of the first lot, then the next one
+        ("TokenDebitRejected", "unverified", None, None, "account_unverified", ()),
+        ("TokenDebitRejected", "rich", None, None, "insufficient_balance", ()),
+        ("TokenDebitRejected", "closed", None, None, "account_closed", ()),
+        ("TokensDebited", "rich", 1, 1, None, (1,)),
+    ]
+    assert await outcomes(await world(), batch=True) == one_by_one

@@ -15,6 +15,7 @@ from contracts import Envelope
 from contracts.events.accounts import AccountClosed, AccountRegistered, AccountRegisteredV1, AccountVerified
 from contracts.events.catalogue import SessionCancelled
 from contracts.events.enrollment import EnrollmentCancelled, EnrollmentRequested
+from servicekit import context
 from servicekit.outbox import Outbox
 
 ACCOUNT_EVENTS = (AccountRegistered, AccountRegisteredV1, AccountVerified, AccountClosed)
@@ -78,6 +79,37 @@ def enrollment_handler(outbox: Outbox):  # type: ignore[no-untyped-def]
         await outbox.add_all(session, events)
 
     return on_enrollment_event
+
+
+def enrollment_batch_handler(outbox: Outbox):  # type: ignore[no-untyped-def]
+    """A batch of enrolment events at once (the consumer's first attempt): each run of requests in a few
+    statements (`wallet.debit_many`), anything else one by one as `enrollment_handler` does, in order."""
+    one_by_one = enrollment_handler(outbox)
+
+    async def debit(session: AsyncSession, requests: list[Envelope]) -> None:
+        if not requests:
+            return
+        asked = [wallet.DebitRequest(e.account_id, e.enrollment_id, e.session_id, e.tokens) for e in _events(requests)]
+        outcomes = await wallet.debit_many(session, asked, datetime.now(UTC))
+        await outbox.add_caused(session, list(zip(requests, outcomes, strict=True)))
+
+    async def on_enrollment_batch(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
+        requests: list[Envelope] = []
+        for envelope in envelopes:
+            if isinstance(envelope.event, EnrollmentRequested):
+                requests.append(envelope)
+                continue
+            await debit(session, requests)
+            requests = []
+            with context.handling(envelope):
+                await one_by_one(session, envelope)
+        await debit(session, requests)
+
+    return on_enrollment_batch
+
+
+def _events(envelopes: list[Envelope]) -> list[EnrollmentRequested]:
+    return [envelope.event for envelope in envelopes if isinstance(envelope.event, EnrollmentRequested)]
 
 
 def session_handler(outbox: Outbox):  # type: ignore[no-untyped-def]

@@ -19,6 +19,7 @@ service.consume(
     "enrolments",
     events=handlers.ENROLLMENT_EVENTS,
     prepare=handlers.lock_wallets_of_enrolments,
+    batch_handler=handlers.enrollment_batch_handler(service.outbox),
 )(handlers.enrollment_handler(service.outbox))
 service.consume(
     "catalogue.session", "sessions", events=handlers.SESSION_EVENTS, prepare=handlers.lock_wallets_of_sessions

@@ -16,8 +16,8 @@ They never commit."""
 
 import json
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -216,6 +216,16 @@ async def _held_by_lot(session: AsyncSession, lot_id: uuid.UUID) -> int:
     return int(await session.scalar(select(func.coalesce(signed, 0)).where(ledger.c.lot_id == lot_id)) or 0)
 
 
+@dataclass(frozen=True)
+class DebitRequest:
+    """What an EnrollmentRequested asks of billing."""
+
+    account_id: uuid.UUID
+    enrollment_id: uuid.UUID
+    session_id: uuid.UUID
+    tokens: int
+
+
 async def debit_for_enrollment(
     session: AsyncSession,
     *,
@@ -226,151 +236,189 @@ async def debit_for_enrollment(
     now: datetime,
 ) -> list[Event]:
     """Debit `tokens` for an enrolment, earliest-expiring lots first, or reject it with a reason. A second call
-    for the same enrolment returns no event and changes nothing. The hot path of the enrolment saga: a few
-    statements (the wallet locked with whether the enrolment was charged, its live lots, then the writes)."""
-    keys = {"account_id": account_id, "enrollment_id": enrollment_id}
-    wallet = (await session.execute(_LOCK_FOR_DEBIT, keys)).first()
-    if wallet.charged if wallet is not None else await _charge_exists(session, enrollment_id):
-        return []
-    events: list[Event] = []
-    usable: list[Any] = []
-    reason: str | None = None
-    if wallet is None:
-        reason = "unknown_account"
-    elif wallet.closed_at is not None:
-        reason = "account_closed"
-    elif wallet.verified_at is None:
-        reason = "account_unverified"
-    else:
-        live = (await session.execute(_LIVE_LOTS, {"account_id": account_id})).all()
-        if any(lot.expires_at <= now for lot in live):  # the daily job has not run yet
-            events += await expire_due(session, account_id, now)
-        usable = [lot for lot in live if lot.expires_at > now]
-        if sum(lot.remaining for lot in usable) < tokens:
-            reason = "insufficient_balance"
-    if reason is not None:
-        await _record_charge(session, enrollment_id, account_id, session_id, tokens, "rejected", [], now, reason)
-        rejected = TokenDebitRejected(
-            account_id=account_id,
-            enrollment_id=enrollment_id,
-            session_id=session_id,
-            reason=reason,  # type: ignore[arg-type]
+    for the same enrolment returns no event and changes nothing."""
+    [events] = await debit_many(session, [DebitRequest(account_id, enrollment_id, session_id, tokens)], now)
+    return events
+
+
+async def debit_many(session: AsyncSession, requests: Sequence[DebitRequest], now: datetime) -> list[list[Event]]:
+    """Each request in turn as `debit_for_enrollment` says, in a handful of statements whatever their number (the
+    saga's hot path: a consumer batch of enrolment requests): the wallets locked in account order, the charges
+    already made, the live lots, then every write in one statement. The wallets are locked first, and the lots
+    read in a statement of their own, so that they are what the locks waited for. Returns each request's events
+    (an account's lots that were due expire with its first request)."""
+    account_ids = sorted({request.account_id for request in requests})
+    found = await session.execute(_LOCK_WALLETS_FOR_DEBIT, {"account_ids": account_ids})
+    wallets_by_account = {row.account_id: row for row in found}
+    enrollment_ids = [request.enrollment_id for request in requests]
+    charged = set((await session.execute(_CHARGED, {"enrollment_ids": enrollment_ids})).scalars())
+    live: dict[uuid.UUID, list[_Lot]] = {account_id: [] for account_id in wallets_by_account}
+    for row in await session.execute(_LIVE_LOTS, {"account_ids": list(wallets_by_account)}):
+        live[row.account_id].append(_Lot(row.id, row.remaining, row.expires_at))
+    outcomes: list[list[Event]] = [[] for _ in requests]
+    for account_id in sorted(account for account, lots_of in live.items() if any(lot.due(now) for lot in lots_of)):
+        first = next(i for i, request in enumerate(requests) if request.account_id == account_id)
+        outcomes[first] += await expire_due(session, account_id, now)  # the daily job has not run yet
+        live[account_id] = [lot for lot in live[account_id] if not lot.due(now)]
+    writes = _DebitWrites()
+    for request, events in zip(requests, outcomes, strict=True):
+        if request.enrollment_id in charged:
+            continue
+        charged.add(request.enrollment_id)
+        wallet = wallets_by_account.get(request.account_id)
+        usable = live.get(request.account_id, [])
+        reason = _refusal(wallet, sum(lot.remaining for lot in usable), request.tokens)
+        if reason is not None:
+            writes.charge(request, "rejected", [], reason)
+            events.append(
+                TokenDebitRejected(
+                    account_id=request.account_id,
+                    enrollment_id=request.enrollment_id,
+                    session_id=request.session_id,
+                    reason=reason,  # type: ignore[arg-type]
+                )
+            )
+            continue
+        taken = _take(usable, request.tokens)
+        after = sum(lot.remaining for lot in usable)
+        writes.debit(request, taken, after)
+        events.append(
+            TokensDebited(
+                account_id=request.account_id,
+                enrollment_id=request.enrollment_id,
+                session_id=request.session_id,
+                lot_id=taken[0].lot_id,
+                tokens=request.tokens,
+                balance_after=after,
+                lots=[part.as_event() for part in taken],
+            )
         )
-        return [*events, rejected]
-    taken = _take(usable, tokens)
-    after = sum(lot.remaining for lot in usable) - tokens
-    await session.execute(
-        _DEBIT,
-        {
-            "lot_ids": [part.lot_id for part in taken],
-            "parts": [part.tokens for part in taken],
-            "account_id": account_id,
-            "enrollment_id": enrollment_id,
-            "session_id": session_id,
-            "tokens": tokens,
-            "operation_key": f"debit:{enrollment_id}",
-            "after": after,
-            "lots": json.dumps([part.as_json() for part in taken]),
-            "now": now,
-        },
-    )
-    debited = TokensDebited(
-        account_id=account_id,
-        enrollment_id=enrollment_id,
-        session_id=session_id,
-        lot_id=taken[0].lot_id,
-        tokens=tokens,
-        balance_after=after,
-        lots=[part.as_event() for part in taken],
-    )
-    return [*events, debited]
+    await writes.flush(session, now)
+    return outcomes
 
 
-def _take(usable: list[Any], tokens: int) -> list[Taken]:
-    """What to take of the usable lots, in their order (earliest expiry first), for `tokens`."""
+def _refusal(wallet: Any, balance: int, tokens: int) -> str | None:
+    if wallet is None:
+        return "unknown_account"
+    if wallet.closed_at is not None:
+        return "account_closed"
+    if wallet.verified_at is None:
+        return "account_unverified"
+    if balance < tokens:
+        return "insufficient_balance"
+    return None
+
+
+@dataclass
+class _Lot:
+    id: uuid.UUID
+    remaining: int
+    expires_at: datetime
+
+    def due(self, now: datetime) -> bool:
+        return self.expires_at <= now  # usable strictly before its expiry instant
+
+
+def _take(usable: list[_Lot], tokens: int) -> list[Taken]:
+    """Take `tokens` of the usable lots, in their order (earliest expiry first), lowering what they hold."""
     taken: list[Taken] = []
     wanted = tokens
-    for lot_id, remaining, expires_at in usable:
-        part = min(wanted, remaining)
+    for lot in usable:
+        part = min(wanted, lot.remaining)
         if part > 0:
-            taken.append(Taken(lot_id, part, expires_at))
+            lot.remaining -= part
+            taken.append(Taken(lot.id, part, lot.expires_at))
             wanted -= part
     if wanted:
         raise RuntimeError("balance checked under the wallet lock, yet the lots fell short")
     return taken
 
 
-# The debit's reads, as statements built once (the saga's hot path): the wallet locked with whether the
-# enrolment was charged already, then (in a statement of its own, so that it sees what the lock waited for) the
-# live lots in the order debits take them.
-_LOCK_FOR_DEBIT = text(
+@dataclass
+class _DebitWrites:
+    """The rows a batch of debits writes, as the columns `_DEBIT` takes."""
+
+    lot_parts: dict[uuid.UUID, int] = field(default_factory=dict)
+    lines: dict[str, list[Any]] = field(default_factory=lambda: {key: [] for key in _LINE_COLUMNS})
+    charges: dict[str, list[Any]] = field(default_factory=lambda: {key: [] for key in _CHARGE_COLUMNS})
+
+    def debit(self, request: DebitRequest, taken: list[Taken], balance_after: int) -> None:
+        for part in taken:
+            self.lot_parts[part.lot_id] = self.lot_parts.get(part.lot_id, 0) + part.tokens
+            line = (request.account_id, part.lot_id, part.tokens, request.enrollment_id, request.session_id)
+            for key, value in zip(_LINE_COLUMNS, (*line, balance_after), strict=True):
+                self.lines[key].append(value)
+        self.charge(request, "debited", taken, None)
+
+    def charge(self, request: DebitRequest, status: str, taken: list[Taken], reason: str | None) -> None:
+        lots_taken = json.dumps([part.as_json() for part in taken])
+        row = (request.enrollment_id, request.account_id, request.session_id, request.tokens, status, reason)
+        for key, value in zip(_CHARGE_COLUMNS, (*row, lots_taken), strict=True):
+            self.charges[key].append(value)
+
+    async def flush(self, session: AsyncSession, now: datetime) -> None:
+        if not self.charges["charge_enrollments"]:
+            return
+        parts = {"lot_ids": list(self.lot_parts), "lot_parts": list(self.lot_parts.values())}
+        await session.execute(_DEBIT, {**parts, **self.lines, **self.charges, "now": now})
+
+
+_LINE_COLUMNS = ("line_accounts", "line_lots", "line_tokens", "line_enrollments", "line_sessions", "line_balances")
+_CHARGE_COLUMNS = (
+    "charge_enrollments",
+    "charge_accounts",
+    "charge_sessions",
+    "charge_tokens",
+    "charge_statuses",
+    "charge_reasons",
+    "charge_lots",
+)
+
+# The debits' statements, built once.
+_LOCK_WALLETS_FOR_DEBIT = text(
     """
-    SELECT verified_at, closed_at,
-           EXISTS (SELECT 1 FROM enrollment_charges WHERE enrollment_id = :enrollment_id) AS charged
-    FROM wallets WHERE account_id = :account_id FOR UPDATE
+    SELECT account_id, verified_at, closed_at FROM wallets
+    WHERE account_id = ANY(CAST(:account_ids AS uuid[])) ORDER BY account_id FOR UPDATE
     """
+)
+_CHARGED = text(
+    "SELECT enrollment_id FROM enrollment_charges WHERE enrollment_id = ANY(CAST(:enrollment_ids AS uuid[]))"
 )
 _LIVE_LOTS = text(
     """
-    SELECT id, remaining, expires_at FROM lots
-    WHERE account_id = :account_id AND expired_at IS NULL
-    ORDER BY expires_at, created_at, id
+    SELECT account_id, id, remaining, expires_at FROM lots
+    WHERE account_id = ANY(CAST(:account_ids AS uuid[])) AND expired_at IS NULL
+    ORDER BY account_id, expires_at, created_at, id
     """
 )
-
-# The debit's writes in one statement (the saga's hot path: one round trip instead of one per row): each lot
-# gives its part, the ledger gets a line per lot, and the charge records the enrolment as debited.
+# Every write of a batch of debits in one statement: what each lot gives, the ledger's lines (one per lot a debit
+# takes from), and a charge per enrolment (debited or rejected).
 _DEBIT = text(
     """
-    WITH parts AS (
-        SELECT * FROM unnest(CAST(:lot_ids AS uuid[]), CAST(:parts AS integer[])) AS part(lot_id, tokens)
-    ), taken AS (
-        UPDATE lots SET remaining = lots.remaining - parts.tokens FROM parts WHERE lots.id = parts.lot_id
+    WITH taken AS (
+        UPDATE lots SET remaining = lots.remaining - part.tokens
+        FROM unnest(CAST(:lot_ids AS uuid[]), CAST(:lot_parts AS integer[])) AS part(lot_id, tokens)
+        WHERE lots.id = part.lot_id
     ), lines AS (
         INSERT INTO ledger (account_id, kind, tokens, lot_id, operation_key, enrollment_id, session_id,
                             balance_after, created_at)
-        SELECT CAST(:account_id AS uuid), 'debit', parts.tokens, parts.lot_id, CAST(:operation_key AS varchar),
-               CAST(:enrollment_id AS uuid), CAST(:session_id AS uuid), CAST(:after AS integer),
-               CAST(:now AS timestamptz)
-        FROM parts
+        SELECT line.account_id, 'debit', line.tokens, line.lot_id, 'debit:' || line.enrollment_id,
+               line.enrollment_id, line.session_id, line.balance_after, CAST(:now AS timestamptz)
+        FROM unnest(CAST(:line_accounts AS uuid[]), CAST(:line_lots AS uuid[]), CAST(:line_tokens AS integer[]),
+                    CAST(:line_enrollments AS uuid[]), CAST(:line_sessions AS uuid[]),
+                    CAST(:line_balances AS integer[]))
+             AS line(account_id, lot_id, tokens, enrollment_id, session_id, balance_after)
     )
-    INSERT INTO enrollment_charges (enrollment_id, account_id, session_id, tokens, status, lots, created_at)
-    VALUES (CAST(:enrollment_id AS uuid), CAST(:account_id AS uuid), CAST(:session_id AS uuid),
-            CAST(:tokens AS integer), 'debited', CAST(CAST(:lots AS text) AS jsonb), CAST(:now AS timestamptz))
+    INSERT INTO enrollment_charges (enrollment_id, account_id, session_id, tokens, status, reason, lots, created_at)
+    SELECT charge.enrollment_id, charge.account_id, charge.session_id, charge.tokens, charge.status, charge.reason,
+           CAST(charge.lots AS jsonb), CAST(:now AS timestamptz)
+    FROM unnest(CAST(:charge_enrollments AS uuid[]), CAST(:charge_accounts AS uuid[]),
+                CAST(:charge_sessions AS uuid[]), CAST(:charge_tokens AS integer[]),
+                CAST(:charge_statuses AS varchar[]), CAST(:charge_reasons AS varchar[]),
+                CAST(:charge_lots AS text[]))
+         AS charge(enrollment_id, account_id, session_id, tokens, status, reason, lots)
     """
 )
-
-
-async def _charge_exists(session: AsyncSession, enrollment_id: uuid.UUID) -> bool:
-    found = await session.scalar(
-        select(enrollment_charges.c.enrollment_id).where(enrollment_charges.c.enrollment_id == enrollment_id)
-    )
-    return found is not None
-
-
-async def _record_charge(
-    session: AsyncSession,
-    enrollment_id: uuid.UUID,
-    account_id: uuid.UUID,
-    session_id: uuid.UUID,
-    tokens: int,
-    status: str,
-    taken: list[Taken],
-    now: datetime,
-    reason: str | None = None,
-) -> None:
-    await session.execute(
-        insert(enrollment_charges).values(
-            enrollment_id=enrollment_id,
-            account_id=account_id,
-            session_id=session_id,
-            tokens=tokens,
-            status=status,
-            reason=reason,
-            lots=[part.as_json() for part in taken],
-            created_at=now,
-        )
-    )
 
 
 async def refund_enrollment(session: AsyncSession, enrollment_id: uuid.UUID, now: datetime) -> list[Event]:
