@@ -434,7 +434,10 @@ async def test_b_kafka_killed_while_batches_are_in_flight_loses_nothing(stack, d
     assert alive(relay) and alive(consumer), "both recovered on their own"
     await assert_each_once_in_order(db, writer.ids, dict.fromkeys(keys, writer.rounds))
     relay_log = next(log for _, proc, log in processes.started if proc is relay).read_text()
-    assert "unacknowledged after 3000 ms" in relay_log, "a batch in flight really failed part way"
+    # the batch in flight failed part way: unacknowledged by the request timeout, or (when Kafka died while the
+    # producer was flushing) not flushed in time; either way its rest was republished, and nothing lost above
+    failed_part_way = ("unacknowledged after 3000 ms", "did not flush within")
+    assert any(sign in relay_log for sign in failed_part_way), "a batch in flight really failed part way"
 
 
 async def test_c_a_consumer_killed_in_the_middle_of_a_batch_is_resumed_by_the_group(db, kafka, processes, tmp_path):
