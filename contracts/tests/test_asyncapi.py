@@ -69,4 +69,4 @@ def test_owners_send_and_consumers_receive() -> None:
             for ref in operation["messages"]:
                 assert resolve(doc, resolve(doc, ref))["payload"]["properties"]
     receivers = {op.split(".receive.")[0] for op in operations if ".receive." in op}
-    assert receivers == {"billing", "enrollment", "notifier"}
+    assert receivers == {"billing", "catalogue", "enrollment", "notifier"}

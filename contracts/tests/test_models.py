@@ -53,6 +53,15 @@ def test_times_are_aware_and_stored_in_utc() -> None:
         session(datetime(2025, 3, 20, 14, 30))
 
 
-def test_durations_are_60_or_90_minutes() -> None:
-    with pytest.raises(ValueError, match="duration_minutes"):
-        SessionScheduled.model_validate({**session(datetime.now(UTC)).model_dump(), "duration_minutes": 45})
+def test_durations_stay_within_a_working_day() -> None:
+    assert SessionScheduled.model_validate({**session(datetime.now(UTC)).model_dump(), "duration_minutes": 45})
+    for minutes in (0, 14, 481):
+        with pytest.raises(ValueError, match="duration_minutes"):
+            SessionScheduled.model_validate({**session(datetime.now(UTC)).model_dump(), "duration_minutes": minutes})
+
+
+def test_capacity_may_be_unlimited_but_never_zero() -> None:
+    unlimited = SessionScheduled.model_validate({**session(datetime.now(UTC)).model_dump(), "capacity": None})
+    assert unlimited.capacity is None
+    with pytest.raises(ValueError, match="capacity"):
+        SessionScheduled.model_validate({**session(datetime.now(UTC)).model_dump(), "capacity": 0})

@@ -41,6 +41,7 @@ from contracts.events.catalogue import (
     SessionRescheduled,
     SessionScheduled,
     SessionStarting,
+    SessionUpdated,
 )
 from contracts.events.enrollment import (
     AttendanceRecorded,
@@ -245,6 +246,17 @@ _EXAMPLES: list[Event] = [
         starts_at=STARTS_AT,
         duration_minutes=90,
         capacity=12,
+        premium_price_tokens=8,
+        provider="bbb",
+    ),
+    SessionUpdated(
+        session_id=SESSION_ID,
+        theme_id=THEME_ID,
+        title="Pronote : prise en main (niveau 1)",
+        starts_at=STARTS_AT,
+        duration_minutes=90,
+        capacity=None,
+        access="code",
         provider="bbb",
     ),
     SessionRescheduled(
@@ -254,7 +266,9 @@ _EXAMPLES: list[Event] = [
         duration_minutes=90,
     ),
     SessionCancelled(session_id=SESSION_ID, reason="Formateur indisponible", cancelled_at=NOW),
-    SessionStarting(session_id=SESSION_ID, offset="J-2", starts_at=STARTS_AT),
+    SessionStarting(
+        session_id=SESSION_ID, offset="J-2", starts_at=STARTS_AT, ends_at=datetime(2025, 3, 20, 15, 0, tzinfo=UTC)
+    ),
     SessionEnded(session_id=SESSION_ID, ended_at=datetime(2025, 3, 20, 15, 0, tzinfo=UTC)),
     EnrollmentRequested(**ENROLMENT, privatisation=False),
     Enrolled(**ENROLMENT),

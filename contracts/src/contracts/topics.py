@@ -84,6 +84,7 @@ TOPICS: dict[str, Topic] = {
             description="Schedule of live sessions: scheduling, changes, cancellations, start offsets, end.",
             events=(
                 catalogue.SessionScheduled,
+                catalogue.SessionUpdated,
                 catalogue.SessionRescheduled,
                 catalogue.SessionCancelled,
                 catalogue.SessionStarting,
@@ -93,7 +94,7 @@ TOPICS: dict[str, Topic] = {
         Topic(
             name="enrollment.enrollment",
             owner="enrollment",
-            consumers=("billing", "notifier"),
+            consumers=("billing", "catalogue", "notifier"),
             description="Enrolment saga of an institution in a session, its link, attendance and certificates.",
             events=(
                 enrollment.EnrollmentRequested,
