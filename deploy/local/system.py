@@ -39,6 +39,8 @@ class System:
     )
     # signs the payment provider's webhooks (the local sandbox signs as Stripe does; billing checks)
     webhook_secret: str = field(default_factory=lambda: "whsec_" + secrets.token_urlsafe(24), repr=False)
+    # keys the conference rooms' PINs and passwords, and signs the Jitsi tokens (catalogue.rooms)
+    room_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     settings: dict[str, str] = field(default_factory=dict)  # extra environment, e.g. ACCOUNTS_* limits
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     gateway_metrics_port: int | None = None  # None: the gateway's port + GATEWAY_METRICS_PORT_SHIFT
@@ -82,12 +84,21 @@ class System:
                 "BILLING_WEBHOOK_SECRET": self.webhook_secret,
                 "BILLING_PUBLIC_BASE_URL": self.url("gateway"),
             }
+        if name == "catalogue":
+            env |= {
+                "CATALOGUE_PUBLIC_BASE_URL": self.url("gateway"),
+                "CATALOGUE_ROOM_SECRET": self.room_secret,
+                # Jitsi with token authentication: join links are made and signed here; no meeting server is called
+                "CATALOGUE_JITSI_APP_SECRET": self.room_secret,
+            }
         if name == "gateway":
             env["GATEWAY_ACCOUNTS_URL"] = self.url("accounts")
             if "notifier" in self.ports:  # a System without the notifier: its parts show "unavailable"
                 env["GATEWAY_NOTIFIER_URL"] = self.url("notifier")
             if "billing" in self.ports:  # tokens, orders, invoices; without it their pages and routes answer 503
                 env["GATEWAY_BILLING_URL"] = self.url("billing")
+            if "catalogue" in self.ports:  # themes, sessions, planning; without it their pages and routes answer 503
+                env["GATEWAY_CATALOGUE_URL"] = self.url("catalogue")
             env["GATEWAY_SECRET_KEY"] = self.secret_key
             env["GATEWAY_METRICS_PORT"] = str(self.metrics_port_of_gateway())
         return env | {key: value for key, value in self.settings.items() if key.startswith(prefix)}
