@@ -53,12 +53,13 @@ async def session_events(system, session_id: str) -> list[Any]:  # type: ignore[
 async def test_an_organiser_publishes_and_the_planning_shows_it(system, catalogue: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
     theme_id = await theme(catalogue, audience="Lycées", tags=["vie scolaire", "vie scolaire", "notes"])
     starts = (datetime.now(UTC) + timedelta(days=40)).replace(minute=0, second=0, microsecond=0)
-    session = await published(catalogue, theme_id, starts, capacity=2, premium_price_tokens=5, animator="Claire")
+    animator = f"Claire {uuid.uuid4().hex[:10]}"  # other tests publish sessions too: this one is found by its animator
+    session = await published(catalogue, theme_id, starts, capacity=2, premium_price_tokens=5, animator=animator)
     assert (session["status"], session["places_left"], session["premium"]) == ("published", 2, True)
     assert session["starts_at"] == starts.isoformat().replace("+00:00", "Z")
 
     month = starts.astimezone(PARIS).strftime("%Y-%m")
-    planning = (await catalogue.get("/internal/planning", params={"month": month, "q": "claire"})).json()
+    planning = (await catalogue.get("/internal/planning", params={"month": month, "q": animator})).json()
     assert [item["id"] for item in planning["items"]] == [session["id"]]
     assert planning["items"][0]["theme_title"] == "Pronote"
     themes = (await catalogue.get("/internal/themes")).json()["items"]

@@ -32,6 +32,7 @@ def main() -> int:
             f"\nVisiopass is up ({elapsed:.1f}s).\n"
             f"  portal and public API   {system.url('gateway')}   (OpenAPI: {system.url('gateway')}/schema)\n"
             f"  sign up, then log in    {system.url('gateway')}/signup   (its confirmation link: captured emails)\n"
+            f"  planning                {system.url('gateway')}/planning   (organisers: /back-office/sessions)\n"
             f"  captured emails         {stack.mail_api}\n"
             f"  Kafka                   {stack.kafka_bootstrap}\n"
             f"  PostgreSQL              {stack.database_url('<service>')}\n"

@@ -25,8 +25,9 @@ from sqlalchemy import insert
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "deploy" / "local"), str(ROOT / "tests"), str(ROOT / "tests" / "bench")]
 
-import devstack  # noqa: E402
 from authenticated_reads import ensure_wrk, wrk  # noqa: E402
+
+import devstack  # noqa: E402
 from catalogue.models import sessions, themes  # noqa: E402
 from servicekit.db import Database  # noqa: E402
 from system import System  # noqa: E402

@@ -70,6 +70,16 @@ def test_a_weekly_series_at_14h_in_paris_reads_back_at_the_same_instants_and_14h
     assert hours_utc == {12, 13}  # summer and winter: the instant moved, the wall time did not
 
 
+def test_summers_years_apart_read_back_in_summer_time() -> None:
+    # Each zone's changes are written one RDATE a date: a reader that keeps only the first date of a list (vobject
+    # does) would otherwise read every later summer as winter.
+    summers = [session(datetime(year, 7, 6, 12, 0, tzinfo=UTC)) for year in (2027, 2031, 2036)]
+    events = read_back(planning_calendar(summers, name="Planning", url=PLANNING_URL))
+    for expected in summers:
+        start = events[f"{expected['id']}@visiopass"].dtstart.value
+        assert (start.astimezone(UTC), start.time()) == (expected["starts_at"], time(14, 0))
+
+
 def test_the_feed_names_itself_describes_each_zone_used_and_links_each_session_to_its_page() -> None:
     paris = session(datetime(2027, 4, 6, 12, 0, tzinfo=UTC))
     reunion = session(datetime(2027, 4, 7, 6, 0, tzinfo=UTC), timezone="Indian/Reunion")

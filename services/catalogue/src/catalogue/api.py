@@ -27,7 +27,7 @@ from servicekit.runtime import Service
 
 Limit = Annotated[int, Parameter(ge=1, le=200)]
 PLANNING_CACHE = ReadCache(ttl=2.0)  # main.py sets the TTL from the settings
-MONTH = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+MONTH = r"^20[0-9]{2}-(0[1-9]|1[0-2])$"  # 2000 to 2099, as the gateway checks
 PERMANENT_ROOM_HOURS = 4  # a permanent room's meeting lasts this long from its first join, then starts again
 ICS_HISTORY_DAYS = 31
 
@@ -251,7 +251,7 @@ class PlanningApi(Controller):
 
         return dict(await PLANNING_CACHE.get(query, answer))
 
-    @get("/planning.ics", media_type="text/calendar; charset=utf-8")
+    @get("/planning.ics", media_type="text/calendar")
     async def calendar(self, service: Service, theme_id: uuid.UUID | None = None) -> Response[bytes]:
         conditions = [
             sessions.c.status.in_(("published", "cancelled", "finished")),
@@ -265,12 +265,22 @@ class PlanningApi(Controller):
                     select(*rules.SHOWN_COLUMNS).where(and_(*conditions)).order_by(sessions.c.starts_at).limit(5000)
                 )
             ).all()
-        base = _settings(service).public_base_url.rstrip("/")
-        items = [
-            {**row._mapping, "url": f"{base}/planning/sessions/{row.id}", "sequence": row.sequence} for row in rows
-        ]
-        body = ics.planning_calendar(items, name="Visiopass — planning", url=f"{base}/planning")
-        return Response(body, media_type="text/calendar; charset=utf-8")
+        return _calendar(service, rows, "Visiopass — planning")
+
+    @get("/sessions/{session_id:uuid}/calendar.ics", media_type="text/calendar")
+    async def session_calendar(self, session_id: uuid.UUID, service: Service) -> Response[bytes]:
+        """One session's event, to add to one's calendar."""
+        async with service.db.transaction() as db_session:
+            rows = (
+                await db_session.execute(
+                    select(*rules.SHOWN_COLUMNS).where(
+                        sessions.c.id == session_id, sessions.c.status.in_(rules.PUBLIC_STATUSES)
+                    )
+                )
+            ).all()
+        if not rows:
+            raise rules.not_found()
+        return _calendar(service, rows, rows[0].title)
 
     @get("/sessions/{session_id:uuid}")
     async def session(self, session_id: uuid.UUID, service: Service) -> dict[str, Any]:
@@ -601,6 +611,12 @@ class PermanentRoomsApi(Controller):
         )
         person = Participant(user_id=str(uuid.uuid4()), display_name=data.name)
         return {"url": await _join(providers, row.provider, room, person, False), "pin": room.voice_bridge}
+
+
+def _calendar(service: Service, rows: list[Any], name: str) -> Response[bytes]:
+    base = _settings(service).public_base_url.rstrip("/")
+    body = ics.planning_calendar([row._mapping for row in rows], name=name, url=f"{base}/planning")
+    return Response(body, media_type="text/calendar")
 
 
 class _AccessRow:

@@ -4,10 +4,14 @@ What a calendar program gets, and why:
 - one VEVENT per session, its UID `<session id>@visiopass`, stable for the session's life, so that a program that
   subscribed updates the event in place; SEQUENCE is the session's `sequence` (bumped by each reschedule), which
   tells it that the new times win over the ones it holds;
-- DTSTART and DTEND in the session's own zone (`TZID`), with a VTIMEZONE for each zone used, covering the dates of
-  the feed: a program reads 14:00 Europe/Paris as the organiser meant it, whatever its own rules for that zone.
-  A wall time that happens twice (the autumn fall-back hour) means its first occurrence in RFC 5545 (3.3.5): an
-  instant in the second one is written in UTC instead, so that no instant is ever moved;
+- DTSTART and DTEND in the session's own zone (`TZID`), with a VTIMEZONE for each zone used: a program reads 14:00
+  Europe/Paris as the organiser meant it, whatever its own rules for that zone. Each VTIMEZONE holds the zone's
+  changes from 1970 to 2038 (further when a session is later), not only those of the feed's dates: programs keep a
+  zone by its TZID once read (vobject does), and a zone cut to one feed's dates would mislead them about the next.
+  Each change is an RDATE of its own: RFC 5545 allows one property with many dates, but some readers (vobject)
+  keep only the first of them, and would put every later summer in winter time. A wall time that happens twice
+  (the autumn fall-back hour) means its first occurrence in RFC 5545 (3.3.5): an instant in the second one is
+  written in UTC instead, so that no instant is ever moved;
 - STATUS:CANCELLED for a cancelled session (kept in the feed so that programs remove or strike it out),
   CONFIRMED for a published or finished one; a draft is never in a public feed, so it is refused here;
 - DTSTAMP and LAST-MODIFIED are the session's `updated_at` when it is given: without METHOD, DTSTAMP is when the
@@ -16,7 +20,7 @@ What a calendar program gets, and why:
 """
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,6 +29,7 @@ import icalendar
 PRODID = "-//Visiopass//Planning//FR"
 STATUSES = {"published": "CONFIRMED", "finished": "CONFIRMED", "cancelled": "CANCELLED"}
 REFRESH = timedelta(hours=1)  # how often a subscribed program should fetch the feed again
+RULES_FROM, RULES_UNTIL = date(1970, 1, 1), date(2038, 1, 1)  # the span of each VTIMEZONE, at least
 
 
 def planning_calendar(sessions: Iterable[Mapping[str, Any]], *, name: str, url: str) -> bytes:
@@ -52,10 +57,11 @@ def planning_calendar(sessions: Iterable[Mapping[str, Any]], *, name: str, url: 
         first = min(first or session["starts_at"], session["starts_at"])
         last = max(last or session["ends_at"], session["ends_at"])
     if first is not None and last is not None:
-        # Each zone's rules over the feed's dates only: a few lines per zone instead of every change since 1970.
         calendar.add_missing_timezones(
-            first_date=(first - timedelta(days=1)).date(), last_date=(last + timedelta(days=1)).date()
+            first_date=min(RULES_FROM, (first - timedelta(days=1)).date()),
+            last_date=max(RULES_UNTIL, (last + timedelta(days=1)).date()),
         )
+        _one_date_per_rdate(calendar)
     return bytes(calendar.to_ical())
 
 
@@ -93,3 +99,13 @@ def _times(starts_at: datetime, ends_at: datetime, zone: ZoneInfo) -> tuple[date
     if any(wall.replace(fold=0).astimezone(UTC) != wall.astimezone(UTC) for wall in local):
         return starts_at.astimezone(UTC), ends_at.astimezone(UTC)
     return local
+
+
+def _one_date_per_rdate(calendar: icalendar.Calendar) -> None:
+    """Each VTIMEZONE's RDATE lists as one RDATE property per date (see the module docstring)."""
+    for rule in calendar.walk():
+        if rule.name in ("STANDARD", "DAYLIGHT") and "RDATE" in rule:
+            listed = rule.pop("RDATE")
+            for dates in listed if isinstance(listed, list) else [listed]:
+                for value in dates.dts:
+                    rule.add("rdate", value.dt)
