@@ -32,6 +32,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -805,6 +806,219 @@ async def signed_webhook(scene: Scene, caller: str) -> Call:
     return Call(content=content, content_type="application/json", headers={"Stripe-Signature": f"t={at},v1={digest}"})
 
 
+# --- the public planning: one session published for the scene through the catalogue's internal API ---------------
+
+_published_sessions: dict[int, Any] = {}  # per scene: the id of a published session of a theme of its own
+
+
+async def published_session(scene: Scene) -> str:
+    if id(scene) not in _published_sessions:
+        _published_sessions[id(scene)] = asyncio.ensure_future(_publish_a_session(scene))
+    session_id: str = await asyncio.shield(_published_sessions[id(scene)])
+    return session_id
+
+
+async def _publish_a_session(scene: Scene) -> str:
+    headers = {"X-Internal-Token": scene.system.internal_token}
+    async with httpx.AsyncClient(base_url=scene.system.url("catalogue"), headers=headers, timeout=60) as catalogue:
+        theme = await catalogue.post("/internal/back-office/themes", json={"title": f"Matrice {uuid.uuid4().hex[:8]}"})
+        assert theme.status_code == 201, theme.text
+        body = {
+            "theme_id": theme.json()["id"],
+            "title": "Session de la matrice",
+            "local_start": f"{datetime.now(UTC).year + 1}-02-10T14:00",
+        }
+        made = await catalogue.post("/internal/back-office/sessions", json=body)
+        assert made.status_code == 201, made.text
+        published = await catalogue.post(f"/internal/back-office/sessions/{made.json()['id']}/publish")
+        assert published.status_code == 200, published.text
+    return str(made.json()["id"])
+
+
+async def a_published_session(scene: Scene, caller: str) -> Call:
+    return Call({"session_id": await published_session(scene)})
+
+
+# --- the catalogue back-office: themes, sessions, series and permanent rooms made for one call -------------------
+
+
+def catalogue_start() -> str:
+    """A start well ahead, whatever today is (a wall clock in Paris)."""
+    return f"{datetime.now(UTC).year + 1}-05-12T10:00"
+
+
+def catalogue_theme_body(caller: str) -> dict[str, Any]:
+    return {"title": f"Matrice {caller} {uuid.uuid4().hex[:8]}", "tags": ["matrice"]}
+
+
+async def catalogue_theme(scene: Scene) -> str:
+    return str((await as_organiser(scene, "POST", "/api/v1/back-office/themes", catalogue_theme_body("setup")))["id"])
+
+
+def catalogue_session_body(theme_id: str) -> dict[str, Any]:
+    return {"theme_id": theme_id, "title": "Séance de la matrice", "local_start": catalogue_start()}
+
+
+def catalogue_session_form(theme_id: str) -> dict[str, str]:
+    """The back-office's session form, as typed."""
+    day, clock = catalogue_start().split("T")
+    return {
+        "theme_id": theme_id,
+        "title": "Séance de la matrice",
+        "local_date": day,
+        "local_time": clock,
+        "timezone": "Europe/Paris",
+        "duration": "60",
+        "capacity_mode": "unlimited",
+        "price_tokens": "1",
+        "access": "open",
+    }
+
+
+async def draft_session(scene: Scene) -> str:
+    body = catalogue_session_body(await catalogue_theme(scene))
+    return str((await as_organiser(scene, "POST", "/api/v1/back-office/sessions", body))["id"])
+
+
+def catalogue_series_body(theme_id: str) -> dict[str, Any]:
+    return {
+        "theme_id": theme_id,
+        "recurrence": {"frequency": "weekly", "weekdays": ["TU"], "count": 2},
+        "local_start": catalogue_start(),
+        "template": {"title": "Série de la matrice"},
+    }
+
+
+def catalogue_series_form(theme_id: str) -> dict[str, str]:
+    return catalogue_session_form(theme_id) | {"frequency": "weekly", "weekday_TU": "on", "end": "count", "count": "2"}
+
+
+async def catalogue_series(scene: Scene) -> dict[str, Any]:
+    body = catalogue_series_body(await catalogue_theme(scene))
+    series: dict[str, Any] = await as_organiser(scene, "POST", "/api/v1/back-office/series", body)
+    return series
+
+
+async def permanent_room(scene: Scene) -> dict[str, Any]:
+    room: dict[str, Any] = await as_organiser(
+        scene, "POST", "/api/v1/back-office/rooms", {"name": "Salle de la matrice"}
+    )
+    return room
+
+
+async def a_catalogue_theme(scene: Scene, caller: str) -> Call:
+    return Call(scene.values() | {"theme_id": await catalogue_theme(scene)})
+
+
+async def new_catalogue_theme(scene: Scene, caller: str) -> Call:
+    return Call(scene.values(), json=catalogue_theme_body(caller))
+
+
+async def page_new_catalogue_theme(scene: Scene, caller: str) -> Call:
+    return Call(scene.values(), form={"title": catalogue_theme_body(caller)["title"], "tags": "matrice"})
+
+
+async def changed_catalogue_theme(scene: Scene, caller: str) -> Call:
+    return Call(scene.values() | {"theme_id": await catalogue_theme(scene)}, json=catalogue_theme_body(caller))
+
+
+async def page_changed_catalogue_theme(scene: Scene, caller: str) -> Call:
+    values = scene.values() | {"theme_id": await catalogue_theme(scene)}
+    return Call(values, form={"title": catalogue_theme_body(caller)["title"]})
+
+
+async def a_draft_session(scene: Scene, caller: str) -> Call:
+    return Call(scene.values() | {"session_id": await draft_session(scene)})
+
+
+async def new_catalogue_session(scene: Scene, caller: str) -> Call:
+    return Call(scene.values(), json=catalogue_session_body(await catalogue_theme(scene)))
+
+
+async def page_new_catalogue_session(scene: Scene, caller: str) -> Call:
+    return Call(scene.values(), form=catalogue_session_form(await catalogue_theme(scene)))
+
+
+async def changed_catalogue_session(scene: Scene, caller: str) -> Call:
+    theme_id = await catalogue_theme(scene)
+    made = await as_organiser(scene, "POST", "/api/v1/back-office/sessions", catalogue_session_body(theme_id))
+    return Call(scene.values() | {"session_id": made["id"]}, json=catalogue_session_body(theme_id) | {"title": caller})
+
+
+async def page_changed_catalogue_session(scene: Scene, caller: str) -> Call:
+    theme_id = await catalogue_theme(scene)
+    made = await as_organiser(scene, "POST", "/api/v1/back-office/sessions", catalogue_session_body(theme_id))
+    return Call(scene.values() | {"session_id": made["id"]}, form=catalogue_session_form(theme_id))
+
+
+async def session_to_move(scene: Scene, caller: str) -> Call:
+    later = catalogue_start().replace("T10:00", "T15:00")
+    return Call(scene.values() | {"session_id": await draft_session(scene)}, json={"local_start": later})
+
+
+async def page_session_to_move(scene: Scene, caller: str) -> Call:
+    day = catalogue_start().split("T")[0]
+    form = {"local_date": day, "local_time": "15:00", "timezone": "Europe/Paris", "duration": "60", "confirm": "on"}
+    return Call(scene.values() | {"session_id": await draft_session(scene)}, form=form)
+
+
+async def session_to_cancel(scene: Scene, caller: str) -> Call:
+    return Call(scene.values() | {"session_id": await draft_session(scene)}, json={"reason": f"Cancelled by {caller}"})
+
+
+async def page_session_to_cancel(scene: Scene, caller: str) -> Call:
+    form = {"reason": f"Cancelled by {caller}", "confirm": "on"}
+    return Call(scene.values() | {"session_id": await draft_session(scene)}, form=form)
+
+
+async def a_catalogue_series(scene: Scene, caller: str) -> Call:
+    return Call(scene.values() | {"series_id": (await catalogue_series(scene))["id"]})
+
+
+async def new_catalogue_series(scene: Scene, caller: str) -> Call:
+    return Call(scene.values(), json=catalogue_series_body(await catalogue_theme(scene)))
+
+
+async def page_new_catalogue_series(scene: Scene, caller: str) -> Call:
+    return Call(scene.values(), form=catalogue_series_form(await catalogue_theme(scene)))
+
+
+async def changed_catalogue_series(scene: Scene, caller: str) -> Call:
+    series = await catalogue_series(scene)
+    return Call(scene.values() | {"series_id": series["id"]}, json=catalogue_series_body(series["theme_id"]))
+
+
+async def page_changed_catalogue_series(scene: Scene, caller: str) -> Call:
+    series = await catalogue_series(scene)
+    return Call(scene.values() | {"series_id": series["id"]}, form=catalogue_series_form(series["theme_id"]))
+
+
+async def series_to_cancel(scene: Scene, caller: str) -> Call:
+    series = await catalogue_series(scene)
+    return Call(scene.values() | {"series_id": series["id"]}, json={"reason": f"Cancelled by {caller}"})
+
+
+async def page_series_to_cancel(scene: Scene, caller: str) -> Call:
+    series = await catalogue_series(scene)
+    return Call(scene.values() | {"series_id": series["id"]}, form={"reason": f"By {caller}", "confirm": "on"})
+
+
+async def a_permanent_room(scene: Scene, caller: str) -> Call:
+    return Call(scene.values() | {"room_id": (await permanent_room(scene))["id"]})
+
+
+async def a_room_link(scene: Scene, caller: str) -> Call:
+    return Call({"link_token": (await permanent_room(scene))["link_token"]})
+
+
+async def room_form(scene: Scene, caller: str) -> dict[str, str]:
+    return {"name": f"Salle de {caller}", "provider": ""}
+
+
+async def a_room_to_join(scene: Scene, caller: str) -> Call:
+    return Call({"link_token": (await permanent_room(scene))["link_token"]}, form={"name": "Léa Petit"})
+
+
 ENTRIES: list[Entry] = [
     # public API: the same answer for everyone, signed in or not
     everyone("POST", "/api/v1/accounts", 201, body(sign_up_body)),
@@ -865,6 +1079,28 @@ ENTRIES: list[Entry] = [
     api("GET", "/api/v1/back-office/documents.csv", ORGANISERS),
     api("GET", "/api/v1/back-office/payments", ORGANISERS),
     api("GET", "/api/v1/back-office/revenue", ORGANISERS),
+    # the catalogue back-office (gateway.back_office_catalogue_api)
+    api("GET", "/api/v1/back-office/themes", ORGANISERS),
+    api("POST", "/api/v1/back-office/themes", ok(ORGANISERS, 201), new_catalogue_theme),
+    api("PUT", "/api/v1/back-office/themes/{theme_id:uuid}", ORGANISERS, changed_catalogue_theme),
+    api("POST", "/api/v1/back-office/themes/{theme_id:uuid}/archive", ORGANISERS, a_catalogue_theme),
+    api("POST", "/api/v1/back-office/themes/{theme_id:uuid}/restore", ORGANISERS, a_catalogue_theme),
+    api("GET", "/api/v1/back-office/sessions", ORGANISERS),
+    api("POST", "/api/v1/back-office/sessions", ok(ORGANISERS, 201), new_catalogue_session),
+    api("GET", "/api/v1/back-office/sessions/{session_id:uuid}", ORGANISERS, a_draft_session),
+    api("PUT", "/api/v1/back-office/sessions/{session_id:uuid}", ORGANISERS, changed_catalogue_session),
+    api("POST", "/api/v1/back-office/sessions/{session_id:uuid}/publish", ORGANISERS, a_draft_session),
+    api("POST", "/api/v1/back-office/sessions/{session_id:uuid}/reschedule", ORGANISERS, session_to_move),
+    api("POST", "/api/v1/back-office/sessions/{session_id:uuid}/cancel", ORGANISERS, session_to_cancel),
+    api("GET", "/api/v1/back-office/series", ORGANISERS),
+    api("POST", "/api/v1/back-office/series", ok(ORGANISERS, 201), new_catalogue_series),
+    api("GET", "/api/v1/back-office/series/{series_id:uuid}", ORGANISERS, a_catalogue_series),
+    api("PUT", "/api/v1/back-office/series/{series_id:uuid}", ORGANISERS, changed_catalogue_series),
+    api("POST", "/api/v1/back-office/series/{series_id:uuid}/publish", ORGANISERS, a_catalogue_series),
+    api("POST", "/api/v1/back-office/series/{series_id:uuid}/cancel", ORGANISERS, series_to_cancel),
+    api("GET", "/api/v1/back-office/rooms", ORGANISERS),
+    api("POST", "/api/v1/back-office/rooms", ok(ORGANISERS, 201), fixed(name="Salle de la matrice")),
+    api("POST", "/api/v1/back-office/rooms/{room_id:uuid}/close", ORGANISERS, a_permanent_room),
     # A's personal API tokens: its managers only
     api("GET", "/api/v1/accounts/{account_id:uuid}/api-tokens", MANAGE),
     api("POST", "/api/v1/accounts/{account_id:uuid}/api-tokens", ok(MANAGE, 201), new_api_token),
@@ -957,6 +1193,71 @@ ENTRIES: list[Entry] = [
     page("GET", "/back-office/invoices/{document_id:uuid}/pdf", an_invoice, **BACK_OFFICE_PAGE, organiser=200),
     page("GET", "/back-office/invoices.csv", **BACK_OFFICE_PAGE, organiser=200),
     page("GET", "/back-office/revenue", **BACK_OFFICE_PAGE, organiser=200),
+    # the catalogue back-office's pages (gateway.back_office_catalogue)
+    page("GET", "/back-office/themes", **BACK_OFFICE_PAGE, organiser=200),
+    page("GET", "/back-office/themes/new", **BACK_OFFICE_PAGE, organiser=200),
+    page("POST", "/back-office/themes", page_new_catalogue_theme, **BACK_OFFICE_PAGE, organiser=303),
+    page("GET", "/back-office/themes/{theme_id:uuid}", a_catalogue_theme, **BACK_OFFICE_PAGE, organiser=200),
+    page(
+        "POST", "/back-office/themes/{theme_id:uuid}", page_changed_catalogue_theme, **BACK_OFFICE_PAGE, organiser=303
+    ),
+    page("POST", "/back-office/themes/{theme_id:uuid}/archive", a_catalogue_theme, **BACK_OFFICE_PAGE, organiser=303),
+    page("POST", "/back-office/themes/{theme_id:uuid}/restore", a_catalogue_theme, **BACK_OFFICE_PAGE, organiser=303),
+    page("GET", "/back-office/sessions", **BACK_OFFICE_PAGE, organiser=200),
+    page("GET", "/back-office/sessions/calendar", **BACK_OFFICE_PAGE, organiser=200),
+    page("GET", "/back-office/sessions/new", **BACK_OFFICE_PAGE, organiser=200),
+    page("POST", "/back-office/sessions", page_new_catalogue_session, **BACK_OFFICE_PAGE, organiser=303),
+    page("GET", "/back-office/sessions/{session_id:uuid}", a_draft_session, **BACK_OFFICE_PAGE, organiser=200),
+    page("GET", "/back-office/sessions/{session_id:uuid}/edit", a_draft_session, **BACK_OFFICE_PAGE, organiser=200),
+    page(
+        "POST",
+        "/back-office/sessions/{session_id:uuid}",
+        page_changed_catalogue_session,
+        **BACK_OFFICE_PAGE,
+        organiser=303,
+    ),
+    page("POST", "/back-office/sessions/{session_id:uuid}/publish", a_draft_session, **BACK_OFFICE_PAGE, organiser=303),
+    page(
+        "GET", "/back-office/sessions/{session_id:uuid}/reschedule", a_draft_session, **BACK_OFFICE_PAGE, organiser=200
+    ),
+    page(
+        "POST",
+        "/back-office/sessions/{session_id:uuid}/reschedule",
+        page_session_to_move,
+        **BACK_OFFICE_PAGE,
+        organiser=303,
+    ),
+    page("GET", "/back-office/sessions/{session_id:uuid}/cancel", a_draft_session, **BACK_OFFICE_PAGE, organiser=200),
+    page(
+        "POST",
+        "/back-office/sessions/{session_id:uuid}/cancel",
+        page_session_to_cancel,
+        **BACK_OFFICE_PAGE,
+        organiser=303,
+    ),
+    page("GET", "/back-office/series", **BACK_OFFICE_PAGE, organiser=200),
+    page("GET", "/back-office/series/new", **BACK_OFFICE_PAGE, organiser=200),
+    page("POST", "/back-office/series", page_new_catalogue_series, **BACK_OFFICE_PAGE, organiser=303),
+    page("GET", "/back-office/series/{series_id:uuid}", a_catalogue_series, **BACK_OFFICE_PAGE, organiser=200),
+    page("GET", "/back-office/series/{series_id:uuid}/edit", a_catalogue_series, **BACK_OFFICE_PAGE, organiser=200),
+    page(
+        "POST",
+        "/back-office/series/{series_id:uuid}",
+        page_changed_catalogue_series,
+        **BACK_OFFICE_PAGE,
+        organiser=303,
+    ),
+    page("POST", "/back-office/series/{series_id:uuid}/publish", a_catalogue_series, **BACK_OFFICE_PAGE, organiser=303),
+    page("GET", "/back-office/series/{series_id:uuid}/cancel", a_catalogue_series, **BACK_OFFICE_PAGE, organiser=200),
+    page(
+        "POST", "/back-office/series/{series_id:uuid}/cancel", page_series_to_cancel, **BACK_OFFICE_PAGE, organiser=303
+    ),
+    page("GET", "/back-office/rooms", **BACK_OFFICE_PAGE, organiser=200),
+    page("POST", "/back-office/rooms", form(room_form), **BACK_OFFICE_PAGE, organiser=303),
+    page("POST", "/back-office/rooms/{room_id:uuid}/close", a_permanent_room, **BACK_OFFICE_PAGE, organiser=303),
+    # a permanent room's perpetual link: the link is the key (gateway.back_office_catalogue.RoomPages)
+    public_page("/rooms/{link_token:str}", call=a_room_link),
+    everyone("POST", "/rooms/{link_token:str}", 303, a_room_to_join),
     # A's tokens, orders and invoices (gateway.billing): its people read, its managers buy; others find nothing
     everyone("GET", "/api/v1/price-list"),
     api("GET", "/api/v1/accounts/{account_id:uuid}/wallet", READ),
@@ -1006,6 +1307,15 @@ ENTRIES: list[Entry] = [
     # the sandbox provider's payment page: reached by the checkout's unguessable id alone, like a provider's page
     everyone("GET", "/payments/sandbox/{checkout_id:str}", 200, a_checkout),
     everyone("POST", "/payments/sandbox/{checkout_id:str}", 303, a_checkout_declined),
+    # the public planning (gateway.catalogue, gateway.planning_pages): anyone, signed in or not
+    everyone("GET", "/api/v1/planning"),
+    everyone("GET", "/api/v1/planning/sessions/{session_id:uuid}", 200, a_published_session),
+    everyone("GET", "/api/v1/themes"),
+    everyone("GET", "/api/v1/planning.ics"),
+    public_page("/planning"),
+    public_page("/planning/sessions/{session_id:uuid}", call=a_published_session),
+    public_page("/planning/sessions/{session_id:uuid}/calendar.ics", call=a_published_session),
+    public_page("/planning.ics"),
     # portal pages opened from mailed links: public; their forms act only with the mailed token
     public_page("/"),
     public_page("/help"),

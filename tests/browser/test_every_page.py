@@ -9,6 +9,7 @@ route is gone."""
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,27 @@ PAGES = {
     "/back-office/payments": Visit("/back-office/payments", "organiser"),
     "/back-office/invoices": Visit("/back-office/invoices", "organiser"),
     "/back-office/revenue": Visit("/back-office/revenue", "organiser"),
+    "/planning": Visit("/planning"),
+    "/planning/sessions/{session_id:uuid}": Visit("/planning/sessions/{session_id}"),
+    "/rooms/{link_token:str}": Visit("/rooms/{link_token}"),
+    "/back-office/themes": Visit("/back-office/themes", "organiser"),
+    "/back-office/themes/new": Visit("/back-office/themes/new", "organiser"),
+    "/back-office/themes/{theme_id:uuid}": Visit("/back-office/themes/{theme_id}", "organiser"),
+    "/back-office/sessions": Visit("/back-office/sessions", "organiser"),
+    "/back-office/sessions/calendar": Visit("/back-office/sessions/calendar", "organiser"),
+    "/back-office/sessions/new": Visit("/back-office/sessions/new", "organiser"),
+    "/back-office/sessions/{session_id:uuid}": Visit("/back-office/sessions/{draft_id}", "organiser"),
+    "/back-office/sessions/{session_id:uuid}/edit": Visit("/back-office/sessions/{draft_id}/edit", "organiser"),
+    "/back-office/sessions/{session_id:uuid}/reschedule": Visit(
+        "/back-office/sessions/{session_id}/reschedule", "organiser"
+    ),
+    "/back-office/sessions/{session_id:uuid}/cancel": Visit("/back-office/sessions/{session_id}/cancel", "organiser"),
+    "/back-office/series": Visit("/back-office/series", "organiser"),
+    "/back-office/series/new": Visit("/back-office/series/new", "organiser"),
+    "/back-office/series/{series_id:uuid}": Visit("/back-office/series/{series_id}", "organiser"),
+    "/back-office/series/{series_id:uuid}/edit": Visit("/back-office/series/{series_id}/edit", "organiser"),
+    "/back-office/series/{series_id:uuid}/cancel": Visit("/back-office/series/{series_id}/cancel", "organiser"),
+    "/back-office/rooms": Visit("/back-office/rooms", "organiser"),
 }
 SKIPPED = {
     "/back-office": "redirects (303) to /back-office/organisers, which is visited",
@@ -71,6 +93,8 @@ SKIPPED = {
     "/back-office/purchase-orders/{order_id:uuid}/signed-order": "a PDF to download (the signed purchase order)",
     "/back-office/invoices/{document_id:uuid}/pdf": "a PDF to download (an invoice or credit note)",
     "/back-office/invoices.csv": "a CSV file to download (the accountant's export)",
+    "/planning.ics": "an iCalendar feed to subscribe to, not a page",
+    "/planning/sessions/{session_id:uuid}/calendar.ics": "an iCalendar file to download (one session)",
 }
 
 
@@ -107,7 +131,9 @@ async def signed_in(browser: Browser, axe_script: Path, system: Any, stack: Any)
         # an order paid by card (its page, its invoice listed) and one awaiting its payment (the sandbox's page)
         paid = await paid_order(base, world.auth, world.account_id, PACK_5)
         awaiting = await card_order(gateway, world.auth, world.account_id, UNIT)
+        catalogue = await catalogue_values(gateway, organiser_auth)
     values = world.path_values() | {"order_id": paid["id"], "checkout_id": awaiting["checkout_url"].rsplit("/", 1)[1]}
+    values |= catalogue
     tokens = {
         "manager": world.auth["Authorization"].removeprefix("Bearer "),
         "organiser": organiser_auth["Authorization"].removeprefix("Bearer "),
@@ -123,6 +149,39 @@ async def signed_in(browser: Browser, axe_script: Path, system: Any, stack: Any)
     yield pages, values
     for context in contexts.values():
         await context.close()
+
+
+async def catalogue_values(gateway: httpx.AsyncClient, organiser: dict[str, str]) -> dict[str, str]:
+    """A theme, a published session and a draft, a weekly series, a permanent room: made as an organiser would."""
+
+    async def made(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        answer = await gateway.post(f"/api/v1/back-office/{path}", json=body, headers=organiser)
+        assert answer.status_code in (200, 201), answer.text
+        return dict(answer.json())
+
+    start = (datetime.now(UTC) + timedelta(days=20)).strftime("%Y-%m-%dT10:00")
+    theme = await made("themes", {"title": "Pronote", "description": "Prise en main", "audience": "Lycées"})
+    session = {"theme_id": theme["id"], "title": "Prise en main", "local_start": start, "animator": "Claire"}
+    published = await made("sessions", session)
+    await made(f"sessions/{published['id']}/publish", {})
+    draft = await made("sessions", session | {"title": "Brouillon"})
+    series = await made(
+        "series",
+        {
+            "theme_id": theme["id"],
+            "recurrence": {"frequency": "weekly", "weekdays": ["TU"], "count": 4},
+            "local_start": start,
+            "template": {"title": "Hebdomadaire"},
+        },
+    )
+    room = await made("rooms", {"name": "Support", "description": "Aide à la demande"})
+    return {
+        "theme_id": theme["id"],
+        "session_id": published["id"],
+        "draft_id": draft["id"],
+        "series_id": series["id"],
+        "link_token": room["link_token"],
+    }
 
 
 def shot_name(route: str, who: str) -> str:

@@ -10,6 +10,7 @@ for name, url in {
     "GATEWAY_ACCOUNTS_URL": f"http://{NOWHERE}",
     "GATEWAY_NOTIFIER_URL": f"http://{NOWHERE}",
     "GATEWAY_BILLING_URL": f"http://{NOWHERE}",
+    "GATEWAY_CATALOGUE_URL": f"http://{NOWHERE}",
     "GATEWAY_DATABASE_URL": f"postgresql+asyncpg://postgres@{NOWHERE}/gateway",
 }.items():
     os.environ.setdefault(name, url)

@@ -33,10 +33,13 @@ from gateway.api_tokens import ApiTokensApi
 from gateway.assets import static_files, static_url
 from gateway.back_office_billing import BackOfficeBillingPages
 from gateway.back_office_billing_api import BackOfficeBillingApi
+from gateway.back_office_catalogue import BackOfficeCataloguePages, RoomPages
+from gateway.back_office_catalogue_api import BackOfficeCatalogueApi
 from gateway.back_office_pages import BackOfficePages
 from gateway.backoffice import BackOfficeApi
 from gateway.billing import PaymentsApi, PriceListApi, WalletApi
 from gateway.billing_pages import BillingPages, SandboxPaymentPages
+from gateway.catalogue import PlanningApi
 from gateway.dashboard import DashboardApi, Sources
 from gateway.headers import security_headers
 from gateway.idempotency import Idempotency
@@ -45,6 +48,7 @@ from gateway.member_pages import MemberPages
 from gateway.messages import mail_kind
 from gateway.navigation import ACCOUNT_TABS, BACK_OFFICE, Navigation
 from gateway.openapi import openapi_config, swagger_asset, without_bodies_on_204
+from gateway.planning_pages import PlanningPages
 from gateway.portal import TEMPLATES, Portal
 from gateway.security import refused, remember_client
 from gateway.sessions import Sessions, current_identity
@@ -78,6 +82,7 @@ idempotency = Idempotency(store)
 # not in the readiness checks: the gateway serves without the notifier (its parts show "unavailable")
 notifier = Upstream("notifier", settings.notifier_url, settings.upstream_timeout_seconds, token)
 billing = Upstream("billing", settings.billing_url, settings.upstream_timeout_seconds, token)  # not in readiness either
+catalogue = Upstream("catalogue", settings.catalogue_url, settings.upstream_timeout_seconds, token)  # nor this one
 dashboard_sources = Sources(
     {"accounts": accounts, "notifier": notifier, "billing": billing}, settings.dashboard_timeout_seconds
 )
@@ -91,7 +96,7 @@ def portal_templates(engine: JinjaTemplateEngine) -> None:
     environment = engine.engine
     i18n.install(environment)
     # the services this gateway reaches: their pages appear in the menus
-    upstreams = {"accounts", "notifier", "billing"}
+    upstreams = {"accounts", "notifier", "billing", "catalogue"}
     environment.globals.update(
         navigation=NavigationView(Navigation(frozenset(upstreams))),
         support=support,
@@ -118,6 +123,7 @@ async def lifespan(_: Litestar) -> AsyncIterator[None]:
     shared = asyncio.create_task(store.run(jobs), name="gateway store")
     notifier.open()
     billing.open()
+    catalogue.open()
     try:
         yield
     finally:
@@ -127,6 +133,7 @@ async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await accounts.close()
         await notifier.close()
         await billing.close()
+        await catalogue.close()
 
 
 app = build_http_app(
@@ -147,17 +154,22 @@ app = build_http_app(
         DashboardApi,
         BackOfficeApi,
         BackOfficeBillingApi,
+        BackOfficeCatalogueApi,
         PriceListApi,
         WalletApi,
         PaymentsApi,
+        PlanningApi,
         Portal,
         AccountPages,
         MemberPages,
         ClosedPage,
         BackOfficePages,
         BackOfficeBillingPages,
+        BackOfficeCataloguePages,
+        RoomPages,
         BillingPages,
         SandboxPaymentPages,
+        PlanningPages,
         swagger_asset,
         static_files(),
     ],
@@ -166,6 +178,7 @@ app = build_http_app(
         "accounts": Provide(lambda: accounts, sync_to_thread=False),
         "notifier": Provide(lambda: notifier, sync_to_thread=False),
         "billing": Provide(lambda: billing, sync_to_thread=False),
+        "catalogue": Provide(lambda: catalogue, sync_to_thread=False),
         "dashboard_sources": Provide(lambda: dashboard_sources, sync_to_thread=False),
         "sessions": Provide(lambda: sessions, sync_to_thread=False),
         "authenticated": Provide(current_identity),

@@ -31,6 +31,10 @@ ACCOUNT_TABS = (
 )
 BACK_OFFICE = (
     Link(N_("Organisateurs"), "/back-office/organisers"),
+    Link(N_("Séances"), "/back-office/sessions", needs="catalogue"),
+    Link(N_("Séries"), "/back-office/series", needs="catalogue"),
+    Link(N_("Thèmes"), "/back-office/themes", needs="catalogue"),
+    Link(N_("Salles permanentes"), "/back-office/rooms", needs="catalogue"),
     Link(N_("Journal des envois"), "/back-office/deliveries", needs="notifier"),
     Link(N_("Bons de commande"), "/back-office/purchase-orders", needs="billing"),
     Link(N_("Paiements"), "/back-office/payments", needs="billing"),

@@ -23,6 +23,8 @@ class GatewaySettings(BaseSettings):
     # Tokens, orders, invoices (gateway.billing); not part of the readiness either: without it the billing pages and
     # routes answer 503 and the dashboard's wallet part is "unavailable".
     billing_url: str = "http://127.0.0.1:8102"
+    # Themes, sessions, the planning, rooms (gateway.catalogue); not part of the readiness either.
+    catalogue_url: str = "http://127.0.0.1:8103"
     # How long "Mon compte" waits for each of its parts (gateway.dashboard) before showing it unavailable.
     dashboard_timeout_seconds: float = 1.5
     internal_token: SecretStr | None = None
