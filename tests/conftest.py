@@ -41,6 +41,8 @@ async def system(stack, kafka) -> AsyncIterator[System]:  # type: ignore[no-unty
     limits = {"ACCOUNTS_SIGN_UPS_PER_SOURCE_PER_HOUR": "100000"} | {
         f"GATEWAY_RATE_LIMIT_{route_class}": "100000/60" for route_class in ("LOGIN", "MAIL", "WRITE", "READ")
     }
+    # tests read the planning right after changing it: no answer reused (servicekit.read_cache has tests of its own)
+    limits |= {"CATALOGUE_PLANNING_CACHE_SECONDS": "0", "GATEWAY_PLANNING_CACHE_SECONDS": "0"}
     running = System(
         stack,
         log_dir=Path(stack.state_dir) / "service-logs",

@@ -3,7 +3,10 @@ and a theme, free text, places left) on the catalogue service, and the public `G
 gateway, at 50 concurrent connections with wrk; beside the catalogue's trivial `GET /health/live` (the baseline)
 in the same run. Target: p99 < 50 ms for the planning query at 50 concurrent clients.
 
-    uv run python tests/bench/planning_query.py [--sessions 20000] [--seconds 5] [--connections 50]
+    uv run python tests/bench/planning_query.py [--sessions 20000] [--seconds 5] [--connections 50] [--cache 2]
+
+`--cache` is how long the catalogue and the gateway reuse a planning answer (their *_PLANNING_CACHE_SECONDS; 0
+measures every request reaching the database).
 
 Starts its own Kafka, PostgreSQL, catalogue, accounts and gateway (state in .run/bench-planning, ports 37xxx),
 fills the catalogue's database directly (themes and published sessions over two years), then stops them.
@@ -104,7 +107,7 @@ async def fill(url: str, count: int) -> tuple[uuid.UUID, str]:
     return theme_ids[0], (now + timedelta(days=200)).strftime("%Y-%m")
 
 
-def main(count: int, seconds: int, connections: list[int]) -> None:
+def main(count: int, seconds: int, connections: list[int], cache_seconds: float) -> None:
     ensure_wrk()
     stack = devstack.Stack(ROOT / ".run" / "bench-planning", PORTS)
     stack.install()
@@ -114,7 +117,11 @@ def main(count: int, seconds: int, connections: list[int]) -> None:
         stack,
         log_dir=stack.state_dir / "service-logs",
         ports=dict(SERVICE_PORTS),
-        settings={"GATEWAY_RATE_LIMIT_READ": "100000000/60"},  # wrk is one client; its reads are still counted
+        settings={
+            "GATEWAY_RATE_LIMIT_READ": "100000000/60",  # wrk is one client; its reads are still counted
+            "CATALOGUE_PLANNING_CACHE_SECONDS": str(cache_seconds),
+            "GATEWAY_PLANNING_CACHE_SECONDS": str(cache_seconds),
+        },
     )
     try:
         system.start(("accounts", "catalogue", "gateway"))
@@ -147,7 +154,10 @@ def main(count: int, seconds: int, connections: list[int]) -> None:
     finally:
         system.stop()
         stack.stop()
-    print(f"{count} published sessions; wrk -t2, {seconds} s per run; 2 cores; target p99 < 50 ms at 50 clients")
+    print(
+        f"{count} published sessions; answers reused for {cache_seconds} s; wrk -t2, {seconds} s per run; 2 cores; "
+        "target p99 < 50 ms at 50 clients"
+    )
 
 
 if __name__ == "__main__":
@@ -155,5 +165,6 @@ if __name__ == "__main__":
     parser.add_argument("--sessions", type=int, default=20_000)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, nargs="+", default=[50])
+    parser.add_argument("--cache", type=float, default=2.0)
     arguments = parser.parse_args()
-    main(arguments.sessions, arguments.seconds, arguments.connections)
+    main(arguments.sessions, arguments.seconds, arguments.connections, arguments.cache)

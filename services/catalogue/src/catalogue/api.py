@@ -16,13 +16,13 @@ from sqlalchemy.exc import IntegrityError
 from catalogue import ics, local_time, rooms
 from catalogue import service as rules
 from catalogue.models import permanent_rooms, series, sessions, themes
-from catalogue.read_cache import ReadCache
 from catalogue.rooms import Participant, Room, RoomError, RoomNotOpen, RoomProvider
 from catalogue.series import Recurrence, SeriesError
 from catalogue.service import CatalogueError, PlanningQuery, SeriesPlan, SessionFields, ThemeFields
 from catalogue.settings import CatalogueSettings
 from servicekit.http import ProblemError, problem_response
 from servicekit.inputs import Name, Offset, checked_query, text
+from servicekit.read_cache import ReadCache
 from servicekit.runtime import Service
 
 Limit = Annotated[int, Parameter(ge=1, le=200)]

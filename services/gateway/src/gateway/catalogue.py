@@ -11,7 +11,7 @@ Without the catalogue the routes answer `503 upstream_unavailable`."""
 import re
 import uuid
 from collections.abc import Mapping
-from functools import cache
+from functools import cache, partial
 from typing import Annotated, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, available_timezones
@@ -24,7 +24,11 @@ from gateway.openapi import problems
 from gateway.upstream import Upstream, relay
 from servicekit.http import ProblemError
 from servicekit.inputs import checked_query, text
+from servicekit.read_cache import ReadCache
 
+# The planning is the same for every visitor: its answers are kept a moment (GATEWAY_PLANNING_CACHE_SECONDS, set in
+# main.py) and visitors who ask together share one call (servicekit.read_cache).
+PLANNING_ANSWERS = ReadCache(ttl=2.0)
 CATALOGUE_PAGE = 200  # the catalogue gives at most this many sessions a call; a larger page is asked in several
 MONTH = r"^20[0-9]{2}-(0[1-9]|1[0-2])$"  # YYYY-MM, years 2000 to 2099
 MONTH_FORMAT = re.compile(MONTH)
@@ -91,14 +95,19 @@ async def planning_sessions(
     while True:
         size = min(CATALOGUE_PAGE, limit - len(items))
         query = planning_query({**filters, "offset": offset + len(items), "limit": size})
-        answer = await catalogue.call("GET", f"/internal/planning?{query}")
-        if answer.status_code != 200:
+        answer, listed = await PLANNING_ANSWERS.get(query, partial(_planning_answer, catalogue, query))
+        if listed is None:
             return relay(answer)
-        listed = answer.json()
         items += listed["items"]
         total: int = listed["total"]
         if len(items) >= limit or not listed["items"] or offset + len(items) >= total:
             return items, total
+
+
+async def _planning_answer(catalogue: Upstream, query: str) -> tuple[Any, Any]:
+    """The catalogue's answer to a planning query, and its items when it gave them."""
+    answer = await catalogue.call("GET", f"/internal/planning?{query}")
+    return answer, answer.json() if answer.status_code == 200 else None
 
 
 def calendar_answer(answer: Any, file_name: str, disposition: str = "inline") -> Response[Any]:

@@ -39,7 +39,7 @@ from gateway.back_office_pages import BackOfficePages
 from gateway.backoffice import BackOfficeApi
 from gateway.billing import PaymentsApi, PriceListApi, WalletApi
 from gateway.billing_pages import BillingPages, SandboxPaymentPages
-from gateway.catalogue import PlanningApi
+from gateway.catalogue import PLANNING_ANSWERS, PlanningApi
 from gateway.dashboard import DashboardApi, Sources
 from gateway.headers import security_headers
 from gateway.idempotency import Idempotency
@@ -83,6 +83,7 @@ idempotency = Idempotency(store)
 notifier = Upstream("notifier", settings.notifier_url, settings.upstream_timeout_seconds, token)
 billing = Upstream("billing", settings.billing_url, settings.upstream_timeout_seconds, token)  # not in readiness either
 catalogue = Upstream("catalogue", settings.catalogue_url, settings.upstream_timeout_seconds, token)  # nor this one
+PLANNING_ANSWERS.ttl = settings.planning_cache_seconds
 dashboard_sources = Sources(
     {"accounts": accounts, "notifier": notifier, "billing": billing}, settings.dashboard_timeout_seconds
 )

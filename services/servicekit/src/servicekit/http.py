@@ -85,10 +85,11 @@ def _route_methods(scope: Scope) -> set[str]:
 
 def internal_token_guard(
     expected: str | None,
-) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]:
-    """Internal APIs answer only callers presenting the shared token (when one is configured)."""
+) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]:
+    """Internal APIs answer only callers presenting the shared token (when one is configured). A coroutine: Litestar
+    would run a plain function in its thread pool, a thread hop per request that costs more than the check."""
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         if expected is None or not connection.url.path.startswith("/internal/"):
             return
         presented = connection.headers.get(INTERNAL_TOKEN_HEADER, "")
