@@ -12,12 +12,15 @@ from sqlalchemy import (
     Computed,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
+    UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 
@@ -89,6 +92,11 @@ sessions = Table(
         TSVECTOR,
         Computed("to_tsvector('simple'::regconfig, title || ' ' || description || ' ' || animator)", persisted=True),
     ),
+    UniqueConstraint("series_id", "occurrence_local"),
+    # the planning reads sessions in start order and stops after a page: an ordered scan of this index
+    Index("sessions_by_start", "starts_at", "id"),
+    Index("sessions_theme", "theme_id", "starts_at"),
+    Index("sessions_search", "search", postgresql_using="gin"),
 )
 
 # The scheduler's work: one row per (session, offset) while the session is published; offsets.py plans them.
@@ -100,6 +108,7 @@ schedule = Table(
     Column("due_at", DateTime(timezone=True), nullable=False),
     Column("emitted_at", DateTime(timezone=True)),
     Column("skipped_at", DateTime(timezone=True)),  # due but no longer mattering when reached (catch-up rule)
+    Index("schedule_pending", "due_at", postgresql_where=text("emitted_at IS NULL AND skipped_at IS NULL")),
 )
 
 # Enrolments as enrollment's events tell them: how many institutions hold a place in each session.
