@@ -148,6 +148,14 @@ async def test_rooms_give_signed_links_only_while_open(system, catalogue: httpx.
     token = joined.json()["url"].split("jwt=")[1]
     claims = jwt.decode(token, system.room_secret, algorithms=["HS256"], audience="jitsi")
     assert claims["context"]["user"]["name"] == "Léa Petit"
+    assert claims["context"]["user"]["moderator"] is False
+    animator = await catalogue.post(f"/internal/back-office/sessions/{open_soon['id']}/join", json={"name": "Claire"})
+    assert animator.status_code == 200, animator.text
+    animator_claims = jwt.decode(
+        animator.json()["url"].split("jwt=")[1], system.room_secret, algorithms=["HS256"], audience="jitsi"
+    )
+    assert animator_claims["context"]["user"]["moderator"] is True
+    assert animator_claims["room"] == claims["room"] and animator.json()["pin"] == joined.json()["pin"]
     assert claims["exp"] == int((soon + timedelta(minutes=60 + 30)).timestamp())
     too_early = await catalogue.post(f"/internal/sessions/{far['id']}/join", json={"name": "Léa Petit"})
     assert (too_early.status_code, too_early.json()["code"]) == (409, "room_not_open")
@@ -164,6 +172,12 @@ async def test_rooms_give_signed_links_only_while_open(system, catalogue: httpx.
     assert (wrong.status_code, wrong.json()["code"]) == (403, "wrong_entry_code")
     right = await catalogue.post(f"/internal/rooms/{link}/join", json={"name": "Paul", "entry_code": "4321"})
     assert right.status_code == 200 and "jwt=" in right.json()["url"]
+    host = await catalogue.post(f"/internal/back-office/rooms/{room.json()['id']}/join", json={"name": "Support"})
+    assert host.status_code == 200, host.text
+    host_claims = jwt.decode(
+        host.json()["url"].split("jwt=")[1], system.room_secret, algorithms=["HS256"], audience="jitsi"
+    )
+    assert host_claims["context"]["user"]["moderator"] is True
     closed = await catalogue.post(f"/internal/back-office/rooms/{room.json()['id']}/close")
     assert closed.status_code == 200
     assert (await catalogue.get(f"/internal/rooms/{link}")).status_code == 404

@@ -150,7 +150,6 @@ class RoomInput(BaseModel):
 
 class JoinInput(BaseModel):
     name: Name  # type: ignore[valid-type]
-    moderator: bool = False
 
 
 class RoomJoinInput(BaseModel):
@@ -315,26 +314,46 @@ class PlanningApi(Controller):
 
     @post("/sessions/{session_id:uuid}/join", status_code=200)
     async def join(self, session_id: uuid.UUID, data: JoinInput, service: Service, providers: Any) -> dict[str, Any]:
-        async with service.db.transaction() as db_session:
-            row = (
-                await db_session.execute(
-                    select(sessions).where(sessions.c.id == session_id, sessions.c.status == "published")
-                )
-            ).one_or_none()
-        if row is None:
-            raise rules.not_found()
-        settings = _settings(service)
-        room = Room.for_session(
-            row.id,
-            title=row.title,
-            starts_at=row.starts_at,
-            ends_at=row.ends_at,
-            max_participants=None,
-            end_callback_url=f"{settings.public_base_url.rstrip('/')}/hooks/rooms/{row.id}/ended",
-            secret=_room_secret(settings),
-        )
-        person = Participant(user_id=str(uuid.uuid4()), display_name=data.name)
-        return {"url": await _join(providers, row.provider, room, person, data.moderator), "pin": room.voice_bridge}
+        """A participant's way in (the gateway's join page, once it has checked the participation link)."""
+        return await _join_session(service, providers, session_id, data.name, moderator=False)
+
+
+async def _join_session(
+    service: Service, providers: dict[str, RoomProvider], session_id: uuid.UUID, name: str, *, moderator: bool
+) -> dict[str, Any]:
+    async with service.db.transaction() as db_session:
+        row = (
+            await db_session.execute(
+                select(*rules.SHOWN_COLUMNS).where(sessions.c.id == session_id, sessions.c.status == "published")
+            )
+        ).one_or_none()
+    if row is None:
+        raise rules.not_found()
+    room = _room(_settings(service), row.id, row.title, row.starts_at, row.ends_at)
+    return await _join(providers, row.provider, room, name, moderator)
+
+
+async def _join_permanent_room(
+    service: Service, providers: dict[str, RoomProvider], row: Any, name: str, *, moderator: bool
+) -> dict[str, Any]:
+    """A permanent room has no schedule: its meeting lasts PERMANENT_ROOM_HOURS from a join."""
+    now = _now()
+    room = _room(
+        _settings(service), row.id, row.name, now - timedelta(minutes=1), now + timedelta(hours=PERMANENT_ROOM_HOURS)
+    )
+    return await _join(providers, row.provider, room, name, moderator)
+
+
+def _room(settings: CatalogueSettings, room_id: uuid.UUID, title: str, starts_at: datetime, ends_at: datetime) -> Room:
+    return Room.for_session(
+        room_id,
+        title=title,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        max_participants=None,
+        end_callback_url=f"{settings.public_base_url.rstrip('/')}/hooks/rooms/{room_id}/ended",
+        secret=_room_secret(settings),
+    )
 
 
 async def _forget_planning(response: Response[Any]) -> Response[Any]:
@@ -532,6 +551,28 @@ class BackOfficeCatalogueApi(Controller):
             await rules.cancel_series(db_session, service.outbox, series_id, data.reason, _now())
             return await _series_with_occurrences(db_session, series_id)
 
+    @post("/sessions/{session_id:uuid}/join", status_code=200)
+    async def join_session(
+        self, session_id: uuid.UUID, data: JoinInput, service: Service, providers: Any
+    ) -> dict[str, Any]:
+        """The animator's way in: a moderator's URL."""
+        return await _join_session(service, providers, session_id, data.name, moderator=True)
+
+    @post("/rooms/{room_id:uuid}/join", status_code=200)
+    async def join_room(self, room_id: uuid.UUID, data: JoinInput, service: Service, providers: Any) -> dict[str, Any]:
+        """An organiser's way into a permanent room, as its moderator (no entry code asked)."""
+        async with service.db.transaction() as db_session:
+            row = (
+                await db_session.execute(
+                    select(permanent_rooms).where(
+                        permanent_rooms.c.id == room_id, permanent_rooms.c.closed_at.is_(None)
+                    )
+                )
+            ).one_or_none()
+        if row is None:
+            raise rules.not_found("room")
+        return await _join_permanent_room(service, providers, row, data.name, moderator=True)
+
     @get("/rooms")
     async def rooms_list(self, service: Service) -> dict[str, Any]:
         async with service.db.transaction() as db_session:
@@ -598,19 +639,7 @@ class PermanentRoomsApi(Controller):
         row = await _open_room(service, link_token)
         if row.entry_code_hash and not rules.entry_code_matches(_AccessRow(row.entry_code_hash), data.entry_code or ""):
             raise CatalogueError(403, "wrong_entry_code", "This entry code is not the room's.", "entry_code")
-        settings = _settings(service)
-        now = _now()
-        room = Room.for_session(
-            row.id,
-            title=row.name,
-            starts_at=now - timedelta(minutes=1),
-            ends_at=now + timedelta(hours=PERMANENT_ROOM_HOURS),
-            max_participants=None,
-            end_callback_url=f"{settings.public_base_url.rstrip('/')}/hooks/rooms/{row.id}/ended",
-            secret=_room_secret(settings),
-        )
-        person = Participant(user_id=str(uuid.uuid4()), display_name=data.name)
-        return {"url": await _join(providers, row.provider, room, person, False), "pin": room.voice_bridge}
+        return await _join_permanent_room(service, providers, row, data.name, moderator=False)
 
 
 def _calendar(service: Service, rows: list[Any], name: str) -> Response[bytes]:
@@ -649,14 +678,8 @@ def _link_token() -> str:
 
 
 def _room_view(row: Any, settings: CatalogueSettings) -> dict[str, Any]:
-    pin = Room.for_session(
-        row.id,
-        title=row.name,
-        starts_at=datetime(2000, 1, 1, tzinfo=UTC),
-        ends_at=datetime(2000, 1, 1, 1, tzinfo=UTC),
-        max_participants=None,
-        end_callback_url="",
-        secret=_room_secret(settings),
+    pin = _room(
+        settings, row.id, row.name, datetime(2000, 1, 1, tzinfo=UTC), datetime(2000, 1, 1, 1, tzinfo=UTC)
     ).voice_bridge
     return {
         "id": str(row.id),
@@ -771,14 +794,17 @@ def providers_from_settings(settings: CatalogueSettings) -> dict[str, RoomProvid
 
 
 async def _join(
-    providers: dict[str, RoomProvider], provider: str, room: Room, person: Participant, moderator: bool
-) -> str:
+    providers: dict[str, RoomProvider], provider: str, room: Room, name: str, moderator: bool
+) -> dict[str, Any]:
+    """A fresh provider URL for `name` (a new person id each time: the provider tells two joins apart), with the
+    dial-in PIN; the room is opened first (idempotent), never outside its window."""
     adapter = providers.get(provider)
     if adapter is None:
         raise ProblemError(503, "provider_not_configured", "Provider not configured", f"{provider} is not set up.")
+    person = Participant(user_id=str(uuid.uuid4()), display_name=name)
     try:
         await adapter.open(room)
-        return adapter.join_url(room, person, moderator)
+        return {"url": adapter.join_url(room, person, moderator), "pin": room.voice_bridge}
     except RoomNotOpen as exc:
         raise ProblemError(409, "room_not_open", "The room is not open", str(exc)) from exc
     except RoomError as exc:
