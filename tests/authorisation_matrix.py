@@ -1193,7 +1193,7 @@ ENTRIES: list[Entry] = [
     page("GET", "/back-office/invoices/{document_id:uuid}/pdf", an_invoice, **BACK_OFFICE_PAGE, organiser=200),
     page("GET", "/back-office/invoices.csv", **BACK_OFFICE_PAGE, organiser=200),
     page("GET", "/back-office/revenue", **BACK_OFFICE_PAGE, organiser=200),
-    # the catalogue back-office's pages (gateway.back_office_catalogue)
+    # the catalogue back-office's pages (gateway.back_office_themes, _sessions, _series, _rooms)
     page("GET", "/back-office/themes", **BACK_OFFICE_PAGE, organiser=200),
     page("GET", "/back-office/themes/new", **BACK_OFFICE_PAGE, organiser=200),
     page("POST", "/back-office/themes", page_new_catalogue_theme, **BACK_OFFICE_PAGE, organiser=303),
@@ -1255,7 +1255,7 @@ ENTRIES: list[Entry] = [
     page("GET", "/back-office/rooms", **BACK_OFFICE_PAGE, organiser=200),
     page("POST", "/back-office/rooms", form(room_form), **BACK_OFFICE_PAGE, organiser=303),
     page("POST", "/back-office/rooms/{room_id:uuid}/close", a_permanent_room, **BACK_OFFICE_PAGE, organiser=303),
-    # a permanent room's perpetual link: the link is the key (gateway.back_office_catalogue.RoomPages)
+    # a permanent room's perpetual link: the link is the key (gateway.back_office_rooms.RoomPages)
     public_page("/rooms/{link_token:str}", call=a_room_link),
     everyone("POST", "/rooms/{link_token:str}", 303, a_room_to_join),
     # A's tokens, orders and invoices (gateway.billing): its people read, its managers buy; others find nothing

@@ -33,9 +33,12 @@ from gateway.api_tokens import ApiTokensApi
 from gateway.assets import static_files, static_url
 from gateway.back_office_billing import BackOfficeBillingPages
 from gateway.back_office_billing_api import BackOfficeBillingApi
-from gateway.back_office_catalogue import BackOfficeCataloguePages, RoomPages
 from gateway.back_office_catalogue_api import BackOfficeCatalogueApi
 from gateway.back_office_pages import BackOfficePages
+from gateway.back_office_rooms import BackOfficeRoomPages, RoomPages
+from gateway.back_office_series import BackOfficeSeriesPages
+from gateway.back_office_sessions import BackOfficeSessionPages
+from gateway.back_office_themes import BackOfficeThemePages
 from gateway.backoffice import BackOfficeApi
 from gateway.billing import PaymentsApi, PriceListApi, WalletApi
 from gateway.billing_pages import BillingPages, SandboxPaymentPages
@@ -166,7 +169,10 @@ app = build_http_app(
         ClosedPage,
         BackOfficePages,
         BackOfficeBillingPages,
-        BackOfficeCataloguePages,
+        BackOfficeThemePages,
+        BackOfficeSessionPages,
+        BackOfficeSeriesPages,
+        BackOfficeRoomPages,
         RoomPages,
         BillingPages,
         SandboxPaymentPages,
