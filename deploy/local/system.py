@@ -24,6 +24,7 @@ WITHOUT_KAFKA = ("gateway",)  # its database holds what its replicas share (rate
 # The gateway serves its Prometheus metrics on an internal port only, never on its public one: by default its
 # public port + 100 (8000 -> 8100), so that every System (tests, benchmarks, a second gateway) gets its own.
 GATEWAY_METRICS_PORT_SHIFT = 100
+LOCAL_JITSI_DOMAIN = "meet.jit.si"  # the rooms' server locally: a Jitsi that needs no account
 
 
 @dataclass
@@ -89,6 +90,7 @@ class System:
                 "CATALOGUE_PUBLIC_BASE_URL": self.url("gateway"),
                 "CATALOGUE_ROOM_SECRET": self.room_secret,
                 # Jitsi with token authentication: join links are made and signed here; no meeting server is called
+                "CATALOGUE_JITSI_DOMAIN": LOCAL_JITSI_DOMAIN,
                 "CATALOGUE_JITSI_APP_SECRET": self.room_secret,
             }
         if name == "gateway":
@@ -100,6 +102,8 @@ class System:
             if "catalogue" in self.ports:  # themes, sessions, planning; without it their pages and routes answer 503
                 env["GATEWAY_CATALOGUE_URL"] = self.url("catalogue")
             env["GATEWAY_SECRET_KEY"] = self.secret_key
+            # a permanent room's join form redirects to the conference server: the CSP's form-action must allow it
+            env["GATEWAY_FORM_ACTION_ORIGINS"] = f"https://{LOCAL_JITSI_DOMAIN}"
             env["GATEWAY_METRICS_PORT"] = str(self.metrics_port_of_gateway())
         return env | {key: value for key, value in self.settings.items() if key.startswith(prefix)}
 

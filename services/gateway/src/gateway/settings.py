@@ -37,8 +37,9 @@ class GatewaySettings(BaseSettings):
     # Strict-Transport-Security's max-age (gateway.headers), for a gateway reached over TLS; 0 sends none (local).
     hsts_seconds: int = 0
     # Origins a portal form may lead to besides the gateway's own (CSP form-action, gateway.headers): the payment
-    # provider's page, e.g. "https://checkout.stripe.com" with Stripe; Chromium applies form-action to the
-    # redirect that follows the cart's POST. Comma-separated https origins; none by default (the sandbox is here).
+    # provider's page, e.g. "https://checkout.stripe.com" with Stripe, and the conference server a room's join form
+    # redirects to (e.g. "https://meet.jit.si"); Chromium applies form-action to the redirect that follows a POST.
+    # Comma-separated https origins; none by default.
     form_action_origins: Annotated[tuple[str, ...], NoDecode] = ()
     # The Prometheus metrics are served there, not on the public port; 0 serves none.
     metrics_host: str = "127.0.0.1"
