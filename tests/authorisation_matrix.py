@@ -32,8 +32,9 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -1019,6 +1020,35 @@ async def a_room_to_join(scene: Scene, caller: str) -> Call:
     return Call({"link_token": (await permanent_room(scene))["link_token"]}, form={"name": "Léa Petit"})
 
 
+def starting_soon() -> str:
+    """A start within the hour (in 30 minutes, a wall clock in Paris): the session's room is open already."""
+    return (datetime.now(UTC) + timedelta(minutes=30)).astimezone(ZoneInfo("Europe/Paris")).strftime("%Y-%m-%dT%H:%M")
+
+
+async def session_starting_soon(scene: Scene) -> str:
+    """A published session whose room is open, for the animator's way in."""
+    body = catalogue_session_body(await catalogue_theme(scene)) | {"local_start": starting_soon()}
+    made = await as_organiser(scene, "POST", "/api/v1/back-office/sessions", body)
+    await as_organiser(scene, "POST", f"/api/v1/back-office/sessions/{made['id']}/publish")
+    return str(made["id"])
+
+
+async def session_to_join(scene: Scene, caller: str) -> Call:
+    return Call(scene.values() | {"session_id": await session_starting_soon(scene)}, json={"name": "Claire Martin"})
+
+
+async def page_session_to_join(scene: Scene, caller: str) -> Call:
+    return Call(scene.values() | {"session_id": await session_starting_soon(scene)}, form={"name": "Claire Martin"})
+
+
+async def room_to_host(scene: Scene, caller: str) -> Call:
+    return Call(scene.values() | {"room_id": (await permanent_room(scene))["id"]}, json={"name": "Support"})
+
+
+async def page_room_to_host(scene: Scene, caller: str) -> Call:
+    return Call(scene.values() | {"room_id": (await permanent_room(scene))["id"]}, form={"name": "Support"})
+
+
 ENTRIES: list[Entry] = [
     # public API: the same answer for everyone, signed in or not
     everyone("POST", "/api/v1/accounts", 201, body(sign_up_body)),
@@ -1092,6 +1122,7 @@ ENTRIES: list[Entry] = [
     api("POST", "/api/v1/back-office/sessions/{session_id:uuid}/publish", ORGANISERS, a_draft_session),
     api("POST", "/api/v1/back-office/sessions/{session_id:uuid}/reschedule", ORGANISERS, session_to_move),
     api("POST", "/api/v1/back-office/sessions/{session_id:uuid}/cancel", ORGANISERS, session_to_cancel),
+    api("POST", "/api/v1/back-office/sessions/{session_id:uuid}/join", ORGANISERS, session_to_join),
     api("GET", "/api/v1/back-office/series", ORGANISERS),
     api("POST", "/api/v1/back-office/series", ok(ORGANISERS, 201), new_catalogue_series),
     api("GET", "/api/v1/back-office/series/{series_id:uuid}", ORGANISERS, a_catalogue_series),
@@ -1100,6 +1131,7 @@ ENTRIES: list[Entry] = [
     api("POST", "/api/v1/back-office/series/{series_id:uuid}/cancel", ORGANISERS, series_to_cancel),
     api("GET", "/api/v1/back-office/rooms", ORGANISERS),
     api("POST", "/api/v1/back-office/rooms", ok(ORGANISERS, 201), fixed(name="Salle de la matrice")),
+    api("POST", "/api/v1/back-office/rooms/{room_id:uuid}/join", ORGANISERS, room_to_host),
     api("POST", "/api/v1/back-office/rooms/{room_id:uuid}/close", ORGANISERS, a_permanent_room),
     # A's personal API tokens: its managers only
     api("GET", "/api/v1/accounts/{account_id:uuid}/api-tokens", MANAGE),
@@ -1235,6 +1267,9 @@ ENTRIES: list[Entry] = [
         **BACK_OFFICE_PAGE,
         organiser=303,
     ),
+    page(
+        "POST", "/back-office/sessions/{session_id:uuid}/join", page_session_to_join, **BACK_OFFICE_PAGE, organiser=303
+    ),
     page("GET", "/back-office/series", **BACK_OFFICE_PAGE, organiser=200),
     page("GET", "/back-office/series/new", **BACK_OFFICE_PAGE, organiser=200),
     page("POST", "/back-office/series", page_new_catalogue_series, **BACK_OFFICE_PAGE, organiser=303),
@@ -1254,6 +1289,7 @@ ENTRIES: list[Entry] = [
     ),
     page("GET", "/back-office/rooms", **BACK_OFFICE_PAGE, organiser=200),
     page("POST", "/back-office/rooms", form(room_form), **BACK_OFFICE_PAGE, organiser=303),
+    page("POST", "/back-office/rooms/{room_id:uuid}/join", page_room_to_host, **BACK_OFFICE_PAGE, organiser=303),
     page("POST", "/back-office/rooms/{room_id:uuid}/close", a_permanent_room, **BACK_OFFICE_PAGE, organiser=303),
     # a permanent room's perpetual link: the link is the key (gateway.back_office_rooms.RoomPages)
     public_page("/rooms/{link_token:str}", call=a_room_link),

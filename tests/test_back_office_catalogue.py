@@ -2,19 +2,21 @@
 catalogue, accounts, PostgreSQL and Kafka: a theme and a session are created, refused with what to fix (a time the
 clocks skip, a start already past, an unknown zone) while the form keeps what was typed, published, rescheduled and
 cancelled behind a confirmation; a weekly series lists its occurrences at the same wall clock across the change to
-summer time and publishes them all; a permanent room opens, lets people in by its link and closes. Nobody but
-organisers sees any of it (404 on the pages, 403 on the API), and bad input to every organiser route is refused at
-the edge and changes nothing."""
+summer time and publishes them all; a permanent room opens, lets people in by its link and closes; the animator
+joins a session's room, and an organiser a permanent room, as moderator. Nobody but organisers sees any of it (404
+on the pages, 403 on the API), and bad input to every organiser route is refused at the edge and changes nothing."""
 
 import re
 import uuid
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
+import jwt
 import pytest
 import test_bad_input as bad_input
 from portal_world import portal_login, submit
@@ -421,6 +423,136 @@ async def test_a_permanent_room_lets_people_in_by_its_link_until_it_is_closed(ba
         assert closed.headers["location"] == "/back-office/rooms?done=closed"
         assert (await visitor.get(f"/rooms/{link_token}")).status_code == 404
         assert (await visitor.get("/rooms/not-a-room-link")).status_code == 404
+
+
+# -- joining a room as its moderator ----------------------------------------------------------------------------------
+
+
+def paris_in(delta: timedelta) -> datetime:
+    """The wall clock in Paris `delta` from now, to the minute."""
+    return (datetime.now(UTC) + delta).astimezone(PARIS).replace(second=0, microsecond=0)
+
+
+async def published_at(gateway: httpx.AsyncClient, organiser: dict[str, str], start: datetime) -> str:
+    """A published session (Jitsi, 60 minutes) starting at the Paris wall clock `start`; its id."""
+    theme = await gateway.post(f"{API}/themes", json={"title": unique("Salle")}, headers=organiser)
+    assert theme.status_code == 201, theme.text
+    body = {
+        "theme_id": theme.json()["id"],
+        "title": unique("Séance en salle"),
+        "local_start": start.strftime("%Y-%m-%dT%H:%M"),
+        "timezone": "Europe/Paris",
+        "provider": "jitsi",
+    }
+    made = await gateway.post(f"{API}/sessions", json=body, headers=organiser)
+    assert made.status_code == 201, made.text
+    published = await gateway.post(f"{API}/sessions/{made.json()['id']}/publish", headers=organiser)
+    assert published.status_code == 200, published.text
+    return str(made.json()["id"])
+
+
+def jitsi_claims(system: Any, url: str) -> dict[str, Any]:
+    """The claims of the Jitsi token a join URL carries, checked with the system's secret."""
+    token = parse_qs(urlsplit(url).query)["jwt"][0]
+    return dict(jwt.decode(token, system.room_secret, algorithms=["HS256"], audience="jitsi"))
+
+
+async def test_the_animator_joins_a_session_about_to_start_as_its_moderator(system, back_office, gateway, organiser):
+    session_id = await published_at(gateway, organiser, paris_in(timedelta(minutes=30)))
+    page = f"/back-office/sessions/{session_id}"
+    shown = await back_office.get(page)
+    assert shown.status_code == 200 and f'action="{page}/join"' in shown.text
+    me = (await gateway.get("/api/v1/me", headers=organiser)).json()
+    form = shown.text.split(f'action="{page}/join"', 1)[1].split("</form>", 1)[0]
+    assert 'name="_csrf_token"' in form and f'value="{me.get("name") or ""}"' in form  # their name, prefilled
+
+    joined = await post_form(back_office, page, f"{page}/join", {"name": "Claire Martin"})
+    assert joined.status_code == 303, joined.text
+    assert joined.headers["location"].startswith("https://")
+    user = jitsi_claims(system, joined.headers["location"])["context"]["user"]
+    assert (user["moderator"], user["name"]) == (True, "Claire Martin")
+
+    # the same through the JSON API
+    answer = await gateway.post(f"{API}/sessions/{session_id}/join", json={"name": "Claire"}, headers=organiser)
+    assert answer.status_code == 200, answer.text
+    assert jitsi_claims(system, answer.json()["url"])["context"]["user"]["moderator"] is True
+    assert answer.json()["pin"]
+
+
+async def test_a_room_not_open_yet_says_when_it_opens(system, back_office, gateway, organiser):
+    start = paris_in(timedelta(days=3))
+    session_id = await published_at(gateway, organiser, start)
+    page = f"/back-office/sessions/{session_id}"
+    nameless = await post_form(back_office, page, f"{page}/join", {"name": "  "})
+    assert nameless.status_code == 400 and "Indiquez votre nom" in error_of(nameless.text, "name")
+
+    early = await post_form(back_office, page, f"{page}/join", {"name": "Claire Martin"})
+    assert early.status_code == 409, early.text
+    opens = start - timedelta(hours=1)  # an hour before the start, in the session's zone
+    summary = early.text.split('id="error-summary"', 1)[1].split("</div>", 1)[0]
+    assert "pas encore ouverte" in summary and f"{opens:%H:%M}" in summary and "Europe/Paris" in summary
+    assert str(opens.year) in summary
+    assert 'value="Claire Martin"' in early.text  # what was typed is kept
+    answer = await gateway.post(f"{API}/sessions/{session_id}/join", json={"name": "Claire"}, headers=organiser)
+    assert (answer.status_code, answer.json()["code"]) == (409, "room_not_open")
+    # a draft has no room
+    theme = (await session_of(gateway, organiser, session_id))["theme_id"]
+    draft = await gateway.post(
+        f"{API}/sessions",
+        json={"theme_id": theme, "title": "Brouillon", "local_start": start.strftime("%Y-%m-%dT%H:%M")},
+        headers=organiser,
+    )
+    draft_page = f"/back-office/sessions/{draft.json()['id']}"
+    assert f'action="{draft_page}/join"' not in (await back_office.get(draft_page)).text
+    refused = await post_form(back_office, draft_page, f"{draft_page}/join", {"name": "Claire"})
+    assert refused.status_code == 404 and "publiée" in refused.text
+
+
+async def test_an_organiser_joins_a_permanent_room_as_its_moderator(system, back_office, gateway, organiser):
+    opened = await post_form(
+        back_office, "/back-office/rooms", "/back-office/rooms", {"name": unique("Assistance"), "entry_code": "lune42"}
+    )
+    room_id = opened.headers["location"].split("#room-")[1]
+    rooms = await back_office.get("/back-office/rooms")
+    card = rooms.text.split(f'id="room-{room_id}"', 1)[1].split("</li>", 1)[0]
+    assert f'action="/back-office/rooms/{room_id}/join"' in card and f'id="field-join_name-{room_id}"' in card
+
+    nameless = await post_form(back_office, "/back-office/rooms", f"/back-office/rooms/{room_id}/join", {"name": ""})
+    assert nameless.status_code == 400 and "Indiquez votre nom" in error_of(nameless.text, f"join_name-{room_id}")
+    joined = await post_form(
+        back_office, "/back-office/rooms", f"/back-office/rooms/{room_id}/join", {"name": "Support Visiopass"}
+    )
+    assert joined.status_code == 303, joined.text
+    user = jitsi_claims(system, joined.headers["location"])["context"]["user"]
+    assert (user["moderator"], user["name"]) == (True, "Support Visiopass")  # and no entry code was asked
+    answer = await gateway.post(f"{API}/rooms/{room_id}/join", json={"name": "Support"}, headers=organiser)
+    assert answer.status_code == 200 and jitsi_claims(system, answer.json()["url"])["context"]["user"]["moderator"]
+
+    await post_form(back_office, "/back-office/rooms", f"/back-office/rooms/{room_id}/close", {})
+    closed = await post_form(back_office, "/back-office/rooms", f"/back-office/rooms/{room_id}/join", {"name": "X"})
+    assert closed.status_code == 404 and "Cette salle est fermée" in closed.text
+    answer = await gateway.post(f"{API}/rooms/{room_id}/join", json={"name": "Support"}, headers=organiser)
+    assert answer.status_code == 404
+
+
+async def test_nobody_but_organisers_joins_a_room_as_moderator(system, gateway, organiser):
+    session_id = await published_at(gateway, organiser, paris_in(timedelta(minutes=30)))
+    room = await gateway.post(f"{API}/rooms", json={"name": unique("Salle gardée")}, headers=organiser)
+    manager = await sign_up(gateway, "catalogue-not-animator")
+    client = await portal_login(system.url("gateway"), manager.email)
+    try:
+        token = re.search(r'name="_csrf_token" value="([^"]+)"', (await client.get("/account")).text).group(1)
+        for path in (f"/back-office/sessions/{session_id}/join", f"/back-office/rooms/{room.json()['id']}/join"):
+            forged = await client.post(path, data={"_csrf_token": token, "name": "Intrus"}, follow_redirects=False)
+            assert forged.status_code == 404, path
+            anonymous = await gateway.post(path, data={"name": "Intrus"}, follow_redirects=False)
+            assert anonymous.status_code in (303, 403), path  # the login page, or no CSRF token
+    finally:
+        await client.aclose()
+    for path in (f"/sessions/{session_id}/join", f"/rooms/{room.json()['id']}/join"):
+        refused = await gateway.post(f"{API}{path}", json={"name": "Intrus"}, headers=manager.auth)
+        assert (refused.status_code, refused.json()["code"]) == (403, "organisers_only"), path
+        assert (await gateway.post(f"{API}{path}", json={"name": "Intrus"})).status_code == 401
 
 
 # -- who may ----------------------------------------------------------------------------------------------------------

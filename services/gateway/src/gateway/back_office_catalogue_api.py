@@ -1,5 +1,6 @@
 """The organisers' catalogue back-office, JSON API (docs/portal.md, "Back-office: catalogue"): themes, sessions
-(publish, reschedule, cancel), series of sessions and permanent rooms.
+(publish, reschedule, cancel, the animator's way into the room), series of sessions and permanent rooms (open,
+join as moderator, close).
 
 Organisers only: anyone else signed in gets `403 organisers_only` (gateway.backoffice.ensure_organiser, a security
 event), anonymous callers 401; the catalogue is asked nothing for them. Each call relays the catalogue's internal
@@ -110,6 +111,10 @@ class RoomInput(BaseModel):
     entry_code: text(ENTRY_CODE_LENGTH) | None = Field(
         None, description="asked of everyone who joins; none: open to the link"
     )
+
+
+class JoinInput(BaseModel):
+    name: text(200, min_length=1) = Field(description="the name the others in the room see")
 
 
 def query_of(**values: Any) -> str:
@@ -288,6 +293,20 @@ class BackOfficeCatalogueApi(Controller):
     ) -> Response[Any]:
         return await self._relay(identity, catalogue, "POST", f"/sessions/{session_id}/cancel", body_of(data))
 
+    @post(
+        "/sessions/{session_id:uuid}/join",
+        status_code=200,
+        summary="The animator's way into a published session's room, as its moderator (organisers)",
+        description='Answers `{"url", "pin"}`: a fresh URL of the conferencing provider for that name, and the '
+        "dial-in PIN. `409 room_not_open` outside the room's window (it opens 1 hour before the start and closes "
+        "after the end plus a grace); `404 not_found` for a session that is unknown or not published.",
+        responses=problems(401, 403, 404, 409, 413),
+    )
+    async def join_session(
+        self, session_id: uuid.UUID, data: JoinInput, identity: dict[str, Any], catalogue: Upstream
+    ) -> Response[Any]:
+        return await self._relay(identity, catalogue, "POST", f"/sessions/{session_id}/join", body_of(data))
+
     # -- series --------------------------------------------------------------------------------------------------
 
     @get("/series", summary="Every series of sessions (organisers)", responses=problems(401, 403))
@@ -364,6 +383,19 @@ class BackOfficeCatalogueApi(Controller):
     )
     async def open_room(self, data: RoomInput, identity: dict[str, Any], catalogue: Upstream) -> Response[Any]:
         return await self._relay(identity, catalogue, "POST", "/rooms", body_of(data))
+
+    @post(
+        "/rooms/{room_id:uuid}/join",
+        status_code=200,
+        summary="An organiser's way into an open permanent room, as its moderator, no entry code asked (organisers)",
+        description='Answers `{"url", "pin"}`: a fresh URL of the conferencing provider for that name, and the '
+        "dial-in PIN. `404 not_found` for a room that is closed or unknown.",
+        responses=problems(401, 403, 404, 413),
+    )
+    async def join_room(
+        self, room_id: uuid.UUID, data: JoinInput, identity: dict[str, Any], catalogue: Upstream
+    ) -> Response[Any]:
+        return await self._relay(identity, catalogue, "POST", f"/rooms/{room_id}/join", body_of(data))
 
     @post(
         "/rooms/{room_id:uuid}/close",

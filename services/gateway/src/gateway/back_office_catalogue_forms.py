@@ -1,8 +1,8 @@
 """The catalogue back-office's forms (gateway.back_office_catalogue): what an organiser types for a theme, a session,
-a series, a reschedule, a cancellation and a permanent room, each form checking what it can say alone (a day, a
-time, a number, a field left empty) and giving the body the catalogue takes; and the catalogue's refusals (its
-problem `code`) in the reader's language, placed next to the form's field they are about, a time skipped by the
-clocks naming the jump."""
+a series, a reschedule, a cancellation, a permanent room and the name they join a room under, each form checking
+what it can say alone (a day, a time, a number, a field left empty) and giving the body the catalogue takes; and the
+catalogue's refusals (its problem `code`) in the reader's language, placed next to the form's field they are about,
+a time skipped by the clocks naming the jump."""
 
 import re
 import uuid
@@ -615,3 +615,28 @@ class RoomForm(BaseModel):
 
 
 ROOM_FIELDS = tuple(RoomForm.model_fields)
+
+
+# -- joining a room as its moderator ------------------------------------------------------------------------------
+
+
+class JoinForm(BaseModel):
+    """The name an organiser joins a room under, as its moderator (the animator of a published session, or an
+    organiser in a permanent room): the others in the room see it."""
+
+    name: str = ""
+
+    @classmethod
+    def of(cls, organiser: dict[str, Any]) -> "JoinForm":
+        """The organiser's own name when their identity has one, else nothing."""
+        return cls(name=clip(organiser.get("name") or "").strip()[:200])
+
+    def checked(self) -> tuple[dict[str, Any], dict[str, str]]:
+        errors: dict[str, str] = {}
+        name = clip(self.name).strip()
+        if not name or len(name) > 200 or not name.isprintable():
+            errors["name"] = gettext(N_("Indiquez votre nom (200 caractères au plus) : les participants le verront."))
+        return {"name": name}, errors
+
+    def kept(self) -> "JoinForm":
+        return self.model_copy(update={"name": clip(self.name).strip()[:200]})

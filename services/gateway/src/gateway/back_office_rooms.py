@@ -1,6 +1,6 @@
 """Permanent rooms ("Salles permanentes", docs/portal.md, "Back-office: catalogue"): the organisers' list of them, with
-the form to open one and closing one (gateway.back_office_catalogue); and the public page of a room's perpetual link
-(`/rooms/{link_token}`), where anyone holding the link joins it."""
+the form to open one, closing one and joining one as its moderator (gateway.back_office_catalogue); and the public
+page of a room's perpetual link (`/rooms/{link_token}`), where anyone holding the link joins it."""
 
 import re
 import uuid
@@ -14,7 +14,14 @@ from pydantic import BaseModel
 
 from gateway.back_office_catalogue import catalogue_page, done, items_of, one, read
 from gateway.back_office_catalogue_api import BACK_OFFICE
-from gateway.back_office_catalogue_forms import ROOM_FIELDS, RoomForm, problem_of, refusal_errors, refusal_text
+from gateway.back_office_catalogue_forms import (
+    ROOM_FIELDS,
+    JoinForm,
+    RoomForm,
+    problem_of,
+    refusal_errors,
+    refusal_text,
+)
 from gateway.back_office_pages import organiser
 from gateway.i18n import N_, gettext
 from gateway.limits import RATE_LIMIT
@@ -62,6 +69,36 @@ class BackOfficeRoomPages(Controller):
             request, catalogue, organiser, RoomForm(), errors, form_status(answer.status_code)
         )
 
+    @post("/rooms/{room_id:uuid}/join")
+    async def join_room(
+        self,
+        request: Request[Any, Any, Any],
+        room_id: uuid.UUID,
+        data: Annotated[JoinForm, FORM],
+        organiser: dict[str, Any],
+        catalogue: Upstream,
+    ) -> Response[Any]:
+        """An organiser into an open permanent room, as its moderator (no entry code asked): a redirect (303) to a
+        fresh URL of the conferencing provider, or the rooms again saying why not, next to that room's form."""
+        body, errors = data.checked()
+        field = f"join_name-{room_id}"  # the name field of that room's form (each room has one)
+        if errors:
+            errors = {field: errors["name"]}
+            status_code = 400
+        else:
+            path = f"{BACK_OFFICE}/rooms/{room_id}/join"
+            answer = await catalogue.call("POST", path, body, actor=organiser["user_id"])
+            if answer.status_code == 200:
+                return Redirect(answer.json()["url"], status_code=303)
+            problem = problem_of(answer)
+            if problem.get("code") == "not_found":
+                errors = {"_form": gettext(N_("Cette salle est fermée : on n'y entre plus."))}
+            else:
+                errors = {"_form": refusal_text(problem)}
+            status_code = form_status(answer.status_code)
+        joining = {str(room_id): data.kept().name}
+        return await self._rooms_page(request, catalogue, organiser, None, errors, status_code, joining)
+
     async def _rooms_page(
         self,
         request: Request[Any, Any, Any],
@@ -70,7 +107,10 @@ class BackOfficeRoomPages(Controller):
         form: RoomForm | None = None,
         errors: dict[str, str] | None = None,
         status_code: int = 200,
+        joining: dict[str, str] | None = None,
     ) -> Template:
+        """The rooms, the form to open one; each open room's form to join it carries the organiser's name, or what
+        was typed in the one `joining` ({room id: name})."""
         rooms = items_of(await read(catalogue, f"{BACK_OFFICE}/rooms", organiser["user_id"]))
         return catalogue_page(
             "back_office_catalogue_rooms.html",
@@ -80,6 +120,8 @@ class BackOfficeRoomPages(Controller):
             site=str(request.base_url).rstrip("/"),
             form=(form or RoomForm()).model_copy(update={"entry_code": ""}),
             errors=errors or {},
+            join_name=JoinForm.of(organiser).name,
+            joining=joining or {},
         )
 
 

@@ -1,9 +1,10 @@
 """The organisers' sessions ("Séances", docs/portal.md, "Back-office: catalogue"): the list with its filters, the
-month calendar, a session's page and form, publish, and the confirmation steps of a reschedule and a cancellation
-(gateway.back_office_catalogue)."""
+month calendar, a session's page and form, publish, the confirmation steps of a reschedule and a cancellation
+(gateway.back_office_catalogue), and the animator's way into a published session's room, as its moderator."""
 
 import calendar
 import uuid
+import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
@@ -13,7 +14,7 @@ import babel.dates
 from litestar import Controller, Response, get, post
 from litestar.di import Provide
 from litestar.params import Parameter
-from litestar.response import Template
+from litestar.response import Redirect, Template
 
 from gateway import i18n
 from gateway.back_office_catalogue import (
@@ -25,6 +26,7 @@ from gateway.back_office_catalogue import (
     one,
     read,
     terms_form_page,
+    wall_clock,
 )
 from gateway.back_office_catalogue_api import BACK_OFFICE
 from gateway.back_office_catalogue_forms import (
@@ -32,10 +34,13 @@ from gateway.back_office_catalogue_forms import (
     RESCHEDULE_FIELDS,
     SESSION_FIELDS,
     CancelForm,
+    JoinForm,
     RescheduleForm,
     SessionForm,
     day_of,
+    problem_of,
     refusal_errors,
+    refusal_text,
 )
 from gateway.back_office_pages import organiser
 from gateway.i18n import N_, gettext
@@ -44,6 +49,7 @@ from gateway.upstream import Upstream
 
 PAGE_SIZE = 50
 CALENDAR_AT_MOST = 1000  # sessions read for one month's grid (pages of 200)
+ROOM_LEAD = timedelta(hours=1)  # a session's room opens this long before its start (the catalogue's `lead`)
 
 
 def offset_of(value: str) -> int:
@@ -150,6 +156,30 @@ def month_grid(first: date, sessions: list[dict[str, Any]]) -> Month:
     ]
     names = babel.dates.get_day_names("wide", locale=i18n.current_language.get())
     return Month(first, weeks, [names[index] for index in range(7)])
+
+
+# -- the animator's way in ------------------------------------------------------------------------------------------
+
+
+def join_refusal(answer: Any, session: dict[str, Any], now: datetime | None = None) -> str:
+    """Why the catalogue did not let the animator in, in the reader's language: a room not open yet says when it
+    opens (an hour before the start, by the session's own wall clock), one already closed says so."""
+    problem = problem_of(answer)
+    code = problem.get("code")
+    if code == "room_not_open":
+        try:
+            opens = datetime.fromisoformat(session["starts_at"]) - ROOM_LEAD
+            zone = zoneinfo.ZoneInfo(session["timezone"])
+        except (KeyError, TypeError, ValueError, zoneinfo.ZoneInfoNotFoundError):
+            return refusal_text(problem)
+        if (now or datetime.now(UTC)) < opens:
+            return gettext(
+                N_("La salle n'est pas encore ouverte : elle ouvrira le %(when)s (%(zone)s), une heure avant le début.")
+            ) % {"when": wall_clock(opens.astimezone(zone).strftime("%Y-%m-%dT%H:%M")), "zone": session["timezone"]}
+        return gettext(N_("La séance est passée : sa salle est fermée."))
+    if code == "not_found" and session.get("status") != "published":
+        return gettext(N_("Seule une séance publiée a une salle : publiez-la d'abord."))
+    return refusal_text(problem)
 
 
 # -- the pages ----------------------------------------------------------------------------------------------------
@@ -275,6 +305,27 @@ class BackOfficeSessionPages(Controller):
         errors = refusal_errors(answer)
         return await self._session_page(catalogue, organiser, session_id, errors, form_status(answer.status_code))
 
+    @post("/sessions/{session_id:uuid}/join")
+    async def join_session(
+        self,
+        session_id: uuid.UUID,
+        data: Annotated[JoinForm, FORM],
+        organiser: dict[str, Any],
+        catalogue: Upstream,
+    ) -> Response[Any]:
+        """The animator's way into the room of a published session, as its moderator: a redirect (303) to a fresh
+        URL of the conferencing provider, or the session's page again saying why not."""
+        body, errors = data.checked()
+        if errors:
+            return await self._session_page(catalogue, organiser, session_id, errors, 400, data.kept())
+        path = f"{BACK_OFFICE}/sessions/{session_id}/join"
+        answer = await catalogue.call("POST", path, body, actor=organiser["user_id"])
+        if answer.status_code == 200:
+            return Redirect(answer.json()["url"], status_code=303)
+        session = await self._session(catalogue, organiser, session_id)
+        errors = {"_form": join_refusal(answer, session)}
+        return self._shown(organiser, session, errors, form_status(answer.status_code), data.kept())
+
     @get("/sessions/{session_id:uuid}/reschedule")
     async def reschedule_page(self, session_id: uuid.UUID, organiser: dict[str, Any], catalogue: Upstream) -> Template:
         session = await self._session(catalogue, organiser, session_id)
@@ -330,10 +381,27 @@ class BackOfficeSessionPages(Controller):
         session_id: uuid.UUID,
         errors: dict[str, str] | None = None,
         status_code: int = 200,
+        join_form: JoinForm | None = None,
     ) -> Template:
         session = await self._session(catalogue, organiser, session_id)
+        return self._shown(organiser, session, errors, status_code, join_form)
+
+    def _shown(
+        self,
+        organiser: dict[str, Any],
+        session: dict[str, Any],
+        errors: dict[str, str] | None = None,
+        status_code: int = 200,
+        join_form: JoinForm | None = None,
+    ) -> Template:
+        """The session's page: its terms, its actions and, once published, the animator's way into its room."""
         return catalogue_page(
-            "back_office_catalogue_session.html", organiser, status_code, session=session, errors=errors or {}
+            "back_office_catalogue_session.html",
+            organiser,
+            status_code,
+            session=session,
+            errors=errors or {},
+            join_form=join_form or JoinForm.of(organiser),
         )
 
     async def _session_form(
