@@ -22,10 +22,11 @@ from contracts import Envelope
 from contracts.events.billing import CreditNoteIssued, InvoiceIssued, PurchaseOrderReceived, TokensDebited
 from contracts.examples import example
 from notifier.billing_mails import billing_handlers
+from notifier.delivery import Policy, claim, deliver
 from notifier.documents import BillingDocuments
-from notifier.mailer import SmtpMailer
+from notifier.mailer import SmtpPool
 from notifier.models import deliveries
-from notifier.service import ATTACHMENTS, send_due
+from notifier.service import ATTACHMENTS
 from notifier.settings import NotifierSettings
 from servicekit.db import Database, outbox
 from servicekit.migrations import upgrade
@@ -136,11 +137,12 @@ async def handled(db, *envelopes):
 
 
 async def send(db, stack, documents) -> int:
-    mailer = SmtpMailer(NotifierSettings(smtp_host="127.0.0.1", smtp_port=stack.ports.smtp))
-    async with db.transaction() as session:
-        return await send_due(
-            session, Outbox("notifier"), mailer, sender="Visiopass <no-reply@x.fr>", max_attempts=6, documents=documents
-        )
+    """One pass of the delivery loop; how many deliveries it tried."""
+    policy = Policy(sender="Visiopass <no-reply@x.fr>", max_attempts=6)
+    async with SmtpPool.from_settings(NotifierSettings(smtp_host="127.0.0.1", smtp_port=stack.ports.smtp)) as mailer:
+        rows = await claim(db, policy, datetime.now(UTC))
+        await deliver(db, Outbox("notifier"), mailer, rows, policy, documents=documents)
+    return len(rows)
 
 
 async def delivery(db, delivery_id):
@@ -259,7 +261,7 @@ async def test_a_document_billing_does_not_know_fails_the_delivery_at_once(db, s
     await send(db, stack, documents_of(billing))
     failed = await delivery(db, row.id)
     assert (failed.status, failed.attempts, failed.context) == ("failed", 1, None)
-    assert failed.last_error.startswith("DocumentNotFound")
+    assert failed.last_error == f"billing has no document {invoice.event.invoice_id}"  # the reason, for the log
     assert await caught(stack, invoice.event.notice.email) == []
     async with db.transaction() as session:
         values = (await session.execute(select(outbox.c.value))).scalars().all()

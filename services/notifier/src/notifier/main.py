@@ -1,6 +1,6 @@
-"""Wires the notifier: consumers that plan deliveries, and the loop that sends them over SMTP."""
+"""Wires the notifier: consumers that plan deliveries, and the loop that sends them (notifier.delivery) through a
+pool of SMTP connections."""
 
-import asyncio
 import logging
 
 from contracts.events.accounts import (
@@ -15,12 +15,13 @@ from contracts.events.accounts import (
     SignUpAttemptedWithTakenEmail,
     VerificationLinkRequested,
 )
-from notifier import service as notifier
+from notifier import delivery
 from notifier.api import CONTROLLERS
 from notifier.billing_mails import INVOICE_MAILS, WALLET_MAILS, billing_handlers
+from notifier.delivery import Policy
 from notifier.documents import BillingDocuments
 from notifier.handlers import SUPERSEDED_ACCOUNT_MAILS, account_handlers
-from notifier.mailer import SmtpMailer
+from notifier.mailer import SmtpPool
 from notifier.settings import NotifierSettings
 from servicekit.runtime import Service
 
@@ -47,27 +48,28 @@ service.consume(
 )(account_handlers(settings))
 service.consume("billing.wallet", "wallet-mails", events=list(WALLET_MAILS))(billing_handlers(settings))
 service.consume("billing.invoice", "invoice-mails", events=list(INVOICE_MAILS))(billing_handlers(settings))
-mailer = SmtpMailer(settings)
+mailer = SmtpPool.from_settings(settings)
 documents = BillingDocuments.from_settings(settings)
+policy = Policy(
+    sender=settings.mail_from,
+    max_attempts=settings.delivery_max_attempts,
+    concurrency=settings.delivery_concurrency,
+    rate_per_second=settings.delivery_rate_per_second,
+)
 
 
 async def deliver_forever() -> None:
-    while True:
-        try:
-            async with service.db.transaction() as session:
-                tried = await notifier.send_due(
-                    session,
-                    service.outbox,
-                    mailer,
-                    sender=settings.mail_from,
-                    max_attempts=settings.delivery_max_attempts,
-                    documents=documents,
-                )
-        except Exception:
-            log.exception("delivery loop failed")
-            tried = 0
-        if not tried:
-            await asyncio.sleep(settings.delivery_poll_seconds)
+    try:
+        await delivery.run_forever(
+            service.db,
+            service.outbox,
+            mailer,
+            policy,
+            poll_seconds=settings.delivery_poll_seconds,
+            documents=documents,
+        )
+    finally:
+        await mailer.close()
 
 
 service.run_in_background(deliver_forever)

@@ -7,6 +7,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -35,10 +36,13 @@ deliveries = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("sent_at", DateTime(timezone=True)),
     Column("account_id", Uuid),  # whose mail it is, to erase when the account closes
+    # 0: transactional (a reset link, a receipt) goes first; 1: bulk (a fan-out of reminders) waits behind it
+    Column("priority", SmallInteger, nullable=False, server_default="0"),
     UniqueConstraint("event_id", "template", "recipient", name="deliveries_once_per_event"),
     CheckConstraint("status IN ('pending', 'sent', 'failed')", name="deliveries_status"),
+    CheckConstraint("priority IN (0, 1)", name="deliveries_priority_check"),
     Index("deliveries_account", "account_id"),
-    Index("deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+    Index("deliveries_due", "priority", "next_attempt_at", postgresql_where=text("status = 'pending'")),
     Index("deliveries_created", "created_at"),  # the delivery log, newest first
 )
 # The delivery log's recipient filter: case-insensitive, exact or by prefix (text_pattern_ops serves LIKE 'x%').

@@ -9,7 +9,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -21,13 +21,11 @@ from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import escape
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.events.notifier import NotificationFailed, NotificationSent
 from notifier.models import deliveries
-from servicekit.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +77,32 @@ def money(amount_cents: int, currency: str, language: str) -> str:
 
 class Mailer(Protocol):
     async def send(self, message: EmailMessage) -> None:
-        """Send it, or raise: `Undeliverable` when no later attempt can succeed, anything else to try again."""
+        """Send it, or raise: `Undeliverable` when no later attempt can succeed, `TransientDeliveryError` (or
+        anything else) to try again later."""
 
 
-class Undeliverable(Exception):
-    """The recipient's mail server refused the address for good (an SMTP 5xx reply to RCPT TO), or the mail
-    cannot be made for good (a document to attach no longer exists): the delivery fails at once, since trying
-    again an hour later gets the same answer."""
+class DeliveryError(Exception):
+    """A mail could not go out. `reason` is written for the delivery log (never a secret); `code` is the mail
+    server's SMTP reply code when it gave one."""
+
+    def __init__(self, reason: str, *, code: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+class Undeliverable(DeliveryError):
+    """No later attempt can succeed, so the delivery fails at once: the mail server refused the sender, every
+    recipient or the content for good (an SMTP 5xx reply to MAIL, RCPT or DATA), the address cannot be carried
+    (malformed, or internationalised while the server lacks SMTPUTF8), or the mail cannot be made (a document to
+    attach no longer exists)."""
+
+
+class TransientDeliveryError(DeliveryError):
+    """This attempt failed but a later one may succeed: an SMTP 4xx reply (greylisting, a full queue, 421), the
+    mail server unreachable, refusing or dropping the connection, a timeout, or a TLS or login failure with our
+    own relay. The delivery loop tries again with backoff, up to its limit. After a timeout or a dropped
+    connection during DATA the mail may in fact have been delivered: the retry carries the same Message-ID."""
 
 
 ATTACHMENTS = "attachments"  # the variable holding a mail's attachment references; not given to the template
@@ -123,8 +140,13 @@ async def plan(
     recipient: str,
     variables: dict[str, Any],
     account_id: uuid.UUID | None = None,
+    bulk: bool = False,
 ) -> None:
-    """Record a mail to send; the same event asking twice plans it once."""
+    """Record a mail to send; the same event asking twice plans it once. It is rendered once here: a template that
+    needs a variable the event did not give raises (jinja2's UndefinedError), so the event goes to the dead letters
+    with that reason instead of a mail going out wrong. `bulk`: a fan-out (reminders) that waits behind
+    transactional mail (notifier.delivery)."""
+    render(template, language, {name: value for name, value in variables.items() if name != ATTACHMENTS})
     await session.execute(
         insert(deliveries)
         .values(
@@ -135,6 +157,7 @@ async def plan(
             language=language,
             recipient=recipient,
             context=variables,
+            priority=1 if bulk else 0,
         )
         .on_conflict_do_nothing(constraint="deliveries_once_per_event")
     )
@@ -158,104 +181,102 @@ async def forget_account(session: AsyncSession, account_id: uuid.UUID, *, except
 
 
 def compose(
-    sender: str, recipient: str, rendered: Rendered, language: str, attachments: Sequence[Attachment] = ()
+    sender: str,
+    recipient: str,
+    rendered: Rendered,
+    language: str,
+    attachments: Sequence[Attachment] = (),
+    *,
+    delivery_id: uuid.UUID | str | None = None,
+    unsubscribe_url: str | None = None,
+    date: datetime | None = None,
 ) -> EmailMessage:
+    """The mail as it goes out, but for its DKIM signature (the transport signs the exact bytes it sends).
+
+    - `Message-ID` is `<delivery_id@domain of the sender>` when `delivery_id` is given: every attempt of one
+      delivery carries the same id, so a mail delivered twice (an answer lost after DATA) is known as one copy.
+    - `Date`: `date` (an aware datetime; default now), written in UTC.
+    - `unsubscribe_url`, for non-transactional mail only (reminders, never an account or billing mail):
+      `List-Unsubscribe` with it and RFC 8058's `List-Unsubscribe-Post: List-Unsubscribe=One-Click`, so that the
+      mailbox's own unsubscribe button POSTs to the URL. Mailbox providers honour an https URL only.
+    - a text and an HTML alternative, quoted-printable unless plain ASCII: the body is 7-bit clean, so no relay
+      re-encodes it (which would break the signature); then each attachment, of the MIME type its `content_type`
+      attribute says when it has one (e.g. "text/calendar; method=REQUEST; charset=utf-8"), else the type its
+      filename suggests (a PDF for "facture.pdf").
+    """
     message = EmailMessage()
     message["From"] = sender
     message["To"] = recipient
     message["Subject"] = rendered.subject
-    message["Message-ID"] = make_msgid(domain="visiopass.localhost")
+    message["Date"] = (date or datetime.now(UTC)).astimezone(UTC)
+    domain = _message_id_domain(message)
+    if delivery_id is None:
+        message["Message-ID"] = make_msgid(domain=domain)
+    else:
+        message["Message-ID"] = f"<{_message_id_left(delivery_id)}@{domain}>"
     message["Content-Language"] = language
-    message.set_content(rendered.text)
-    message.add_alternative(rendered.html, subtype="html")
+    if unsubscribe_url is not None:
+        message["List-Unsubscribe"] = f"<{_unsubscribe_url(unsubscribe_url)}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message.set_content(rendered.text, cte=_text_encoding(rendered.text))
+    message.add_alternative(rendered.html, subtype="html", cte=_text_encoding(rendered.html))
     for each in attachments:
-        message.add_attachment(each.content, maintype="application", subtype="pdf", filename=each.filename)
+        maintype, subtype, params = _attachment_type(each)
+        message.add_attachment(each.content, maintype=maintype, subtype=subtype, filename=each.filename, params=params)
+    for part in message.walk():
+        if part is not message:
+            del part["MIME-Version"]  # EmailMessage gives every part it makes one; it belongs to the top only
     return message
 
 
-async def _attachments(references: list[dict[str, str]], documents: Documents) -> list[Attachment]:
+_MESSAGE_ID_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~.")
+
+
+def _message_id_left(delivery_id: uuid.UUID | str) -> str:
+    left = str(delivery_id)
+    if not set(left) <= _MESSAGE_ID_CHARACTERS or "" in left.split("."):  # a dot-atom: no empty part between dots
+        raise ValueError(f"{left!r} cannot be the left part of a Message-ID")
+    return left
+
+
+def _message_id_domain(message: EmailMessage) -> str:
+    """The domain of the From address, as ASCII (a Message-ID is ASCII even in an internationalised mail)."""
+    addresses = message["From"].addresses
+    domain = addresses[0].domain if addresses else ""
+    try:
+        return domain.encode("idna").decode("ascii") if domain else "localhost"
+    except UnicodeError:
+        return "localhost"
+
+
+def _unsubscribe_url(url: str) -> str:
+    if not url.startswith(("https://", "http://")) or any(c.isspace() or c in "<>" for c in url):
+        raise ValueError(f"the unsubscribe URL must be an absolute http(s) URL: {url!r}")
+    return url
+
+
+def _text_encoding(text: str) -> str | None:
+    """Quoted-printable for text that is not plain ASCII; None lets the email package pick 7bit (or quoted-printable
+    for overlong lines)."""
+    return None if text.isascii() else "quoted-printable"
+
+
+def _attachment_type(attachment: Attachment) -> tuple[str, str, dict[str, str]]:
+    import mimetypes
+
+    content_type = (
+        getattr(attachment, "content_type", None)
+        or mimetypes.guess_type(attachment.filename)[0]
+        or "application/octet-stream"
+    )
+    probe = EmailMessage()
+    probe["Content-Type"] = content_type
+    return probe.get_content_maintype(), probe.get_content_subtype(), dict(probe["Content-Type"].params)
+
+
+async def attachments_of(references: list[dict[str, str]], documents: Documents) -> list[Attachment]:
+    """The files a delivery's references name, fetched from their owner now (at each attempt)."""
     return [
         Attachment(filename=ref["filename"], content=await documents.pdf(uuid.UUID(ref["document_id"])))
         for ref in references
     ]
-
-
-async def send_due(
-    session: AsyncSession,
-    outbox: Outbox,
-    mailer: Mailer,
-    *,
-    sender: str,
-    max_attempts: int,
-    batch: int = 20,
-    documents: Documents | None = None,
-) -> int:
-    """Send the deliveries that are due (rows locked, so replicas share the work); returns how many were tried.
-    `documents` serves the files the mails attach."""
-    documents = documents or NoDocuments()
-    rows = (
-        await session.execute(
-            select(deliveries)
-            .where(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= datetime.now(UTC))
-            .order_by(deliveries.c.next_attempt_at)
-            .limit(batch)
-            .with_for_update(skip_locked=True)
-        )
-    ).all()
-    for row in rows:
-        try:
-            variables = dict(row.context)
-            references = variables.pop(ATTACHMENTS, [])
-            rendered = render(row.template, row.language, variables)
-            files = await _attachments(references, documents)
-            await mailer.send(compose(sender, row.recipient, rendered, row.language, files))
-        except Exception as exc:
-            await _record_failure(session, outbox, row, exc, max_attempts)
-            continue
-        now = datetime.now(UTC)
-        await session.execute(
-            update(deliveries)
-            .where(deliveries.c.id == row.id)
-            .values(status="sent", sent_at=now, attempts=row.attempts + 1, context=None, last_error=None)
-        )
-        await outbox.add(
-            session,
-            NotificationSent(
-                delivery_id=row.id,
-                template=row.template,
-                recipient=row.recipient,
-                caused_by=row.event_id,
-                sent_at=now,
-            ),
-        )
-    return len(rows)
-
-
-async def _record_failure(session: AsyncSession, outbox: Outbox, row: Any, exc: Exception, max_attempts: int) -> None:
-    attempts = row.attempts + 1
-    error = f"{type(exc).__name__}: {exc}"[:1000]
-    gave_up = attempts >= max_attempts or isinstance(exc, Undeliverable)
-    log.warning("delivery %s attempt %d failed: %s", row.id, attempts, error)
-    await session.execute(
-        update(deliveries)
-        .where(deliveries.c.id == row.id)
-        .values(
-            attempts=attempts,
-            last_error=error,
-            status="failed" if gave_up else "pending",
-            context=None if gave_up else row.context,
-            next_attempt_at=datetime.now(UTC) + timedelta(seconds=min(2**attempts * 5, 3600)),
-        )
-    )
-    if gave_up:
-        await outbox.add(
-            session,
-            NotificationFailed(
-                delivery_id=row.id,
-                template=row.template,
-                recipient=row.recipient,
-                caused_by=row.event_id,
-                error=error,
-                failed_at=datetime.now(UTC),
-            ),
-        )

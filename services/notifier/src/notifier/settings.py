@@ -1,6 +1,6 @@
 from typing import Annotated, Any
 
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from contracts.base import Email
@@ -22,8 +22,26 @@ class NotifierSettings(ServiceSettings):
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
     smtp_timeout_seconds: float = 10.0
+    # the SMTP transport (notifier.mailer.SmtpPool): smtp_starttls upgrades a plain connection (usually port 587),
+    # smtp_use_tls speaks TLS from the first byte (usually port 465); never both
+    smtp_use_tls: bool = False
+    smtp_validate_certs: bool = True
+    smtp_cert_bundle: str | None = None  # CA file for a relay whose certificate no public CA signs
+    smtp_pool_size: int = 4  # persistent connections to the relay, each carrying one message at a time
+    smtp_idle_seconds: float = 30.0  # a connection idle longer is closed (QUIT), and reopened when needed
+    smtp_local_hostname: str | None = None  # the name given in EHLO; default: this host's FQDN
+    smtp_envelope_from: str | None = None  # MAIL FROM, where bounces go; default: the From address
+    # DKIM (notifier.dkim_signing): mail is signed when a private key is set, unsigned otherwise. The key is an RSA
+    # key in PEM, given itself (dkim_private_key, a secret) or as the path of a file holding it, never both
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None  # the signing domain (d=); default: the domain of mail_from
+    dkim_private_key: SecretStr | None = None
+    dkim_private_key_file: str | None = None
     delivery_max_attempts: int = 6
     delivery_poll_seconds: float = 0.5
+    # mails sent at once by a replica (match smtp_pool_size) and per second (0: no limit; a provider's quota)
+    delivery_concurrency: int = Field(4, ge=1, le=200)
+    delivery_rate_per_second: float = Field(0.0, ge=0)
     # keyring opening the sealed tokens of the links in events (contracts.secrets): "kid:<base64 32 bytes>[,...]",
     # the same keys as the producers' (ACCOUNTS_EVENT_SECRET_KEYS); never logged
     event_secret_keys: SecretStr | None = None
@@ -32,6 +50,17 @@ class NotifierSettings(ServiceSettings):
     billing_timeout_seconds: float = 10.0
     # the organisers' address(es), told of each new purchase order: "a@x.fr,b@x.fr"; none = no alert mail
     back_office_emails: Annotated[list[Email], NoDecode] = []
+    # SMS through an HTTP gateway (notifier.sms documents the request); the default is the local mail catcher's
+    # SMS endpoint (deploy/local/mailcatcher.py). Credentials: a bearer token, or a username and password
+    # (basic auth), or none; never logged.
+    sms_gateway_url: str = "http://127.0.0.1:8025/sms"
+    sms_gateway_token: SecretStr | None = None
+    sms_gateway_username: str | None = None
+    sms_gateway_password: SecretStr | None = None
+    sms_sender: str = "Visiopass"  # alphanumeric sender id (1 to 11 characters) or an E.164 number
+    sms_timeout_seconds: float = 10.0
+    sms_max_segments: int = 3  # a longer message is shortened at a word boundary with an ellipsis
+    sms_default_region: str = "FR"  # the country of a number entered without its +<country code>
 
     @field_validator("back_office_emails", mode="before")
     @classmethod
