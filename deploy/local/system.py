@@ -76,6 +76,8 @@ class System:
                 "NOTIFIER_SMTP_HOST": "127.0.0.1",
                 "NOTIFIER_SMTP_PORT": str(self.stack.ports.smtp),
                 "NOTIFIER_PUBLIC_BASE_URL": self.url("gateway"),
+                # the catcher takes SMS too, through the same HTTP API as a real SMS gateway (notifier.sms)
+                "NOTIFIER_SMS_GATEWAY_URL": f"{self.stack.mail_api}/sms",
             }
             if "billing" in self.ports:  # where the PDFs the billing mails attach are fetched
                 env["NOTIFIER_BILLING_URL"] = self.url("billing")
