@@ -8,15 +8,15 @@ recorded once.
   mid-send are taken again once their lease lapses.
 - **Send.** At most `concurrency` at a time (the SMTP pool's size) and `rate_per_second` (a token bucket; 0: no
   limit). Rendering, attachments and the channel's answer decide the outcome.
-- **Record.** Each outcome in its own short transaction, and only while the row is still this attempt's (status
-  pending, same attempt count): sent -> `sent`, NotificationSent; a transient failure (`TransientDeliveryError`,
-  or anything unexpected) -> tried again after an exponential backoff with full jitter, up to `max_attempts`;
-  a permanent one (`Undeliverable`) or the last attempt -> `failed` at once, NotificationFailed. Nothing is
-  dropped: every delivery ends sent or failed, and failures are in the delivery log.
+- **Record.** Outcomes in small batches (`Recorder`: a transaction per 100 outcomes or 20 ms), each only while the
+  row is still this attempt's (status pending, same attempt count): sent -> `sent`, NotificationSent; a transient
+  failure (`TransientDeliveryError`, or anything unexpected) -> tried again after an exponential backoff with full
+  jitter, up to `max_attempts`; a permanent one (`Undeliverable`) or the last attempt -> `failed` at once,
+  NotificationFailed. Nothing is dropped: every delivery ends sent or failed, and failures are in the delivery log.
 
-The one window left: a mail the server accepted whose outcome was not recorded (the process killed between the
-two) is sent again when its lease lapses. It carries the same Message-ID (`compose(delivery_id=...)`), by which
-mailboxes and the catcher know it as the same mail."""
+The one window left: a mail the server accepted whose outcome was not recorded yet (the process killed in those
+few milliseconds) is sent again when its lease lapses. It carries the same Message-ID (`compose(delivery_id=...)`),
+by which mailboxes know it as the same mail."""
 
 import asyncio
 import logging
@@ -28,7 +28,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import Integer, Row, Uuid, column, func, select, update, values
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.events.notifier import NotificationFailed, NotificationSent
 from notifier.models import deliveries
@@ -137,10 +138,11 @@ async def deliver(
     documents: Documents | None = None,
     bucket: TokenBucket | None = None,
 ) -> None:
-    """Send the claimed rows, `policy.concurrency` at a time, and record each outcome."""
+    """Send the claimed rows, `policy.concurrency` at a time, and record their outcomes (in small batches)."""
     documents = documents or NoDocuments()
     bucket = bucket or TokenBucket(policy.rate_per_second)
     gate = asyncio.Semaphore(policy.concurrency)
+    recorder = Recorder(db, outbox, policy)
 
     async def one(row: Row[Any]) -> None:
         async with gate:
@@ -149,13 +151,16 @@ async def deliver(
             try:
                 await _send(mailer, row, policy, documents)
             except Exception as exc:  # every failure is recorded: retried, or failed for good
-                await _record_failure(db, outbox, row, exc, policy)
+                await recorder.add(row, exc)
             else:
-                await _record_sent(db, outbox, row)
+                await recorder.add(row, None)
             finally:
                 SEND_SECONDS.labels(CHANNEL).observe(time.monotonic() - started)
 
-    await asyncio.gather(*(one(row) for row in rows))
+    try:
+        await asyncio.gather(*(one(row) for row in rows))
+    finally:
+        await recorder.close()
 
 
 async def _send(mailer: Mailer, row: Row[Any], policy: Policy, documents: Documents) -> None:
@@ -167,70 +172,131 @@ async def _send(mailer: Mailer, row: Row[Any], policy: Policy, documents: Docume
     await mailer.send(message)
 
 
+class Recorder:
+    """Outcomes written in small batches — one transaction for up to `batch` outcomes, or those of the last
+    `delay` seconds — rather than a transaction per mail: at a burst's rate the commits would cost more than the
+    mails. The price is a window of at most `delay` in which a mail went out but is not yet recorded (module
+    docstring: it would go again, with its Message-ID, if the process died in it)."""
+
+    def __init__(self, db: Database, outbox: Outbox, policy: Policy, batch: int = 100, delay: float = 0.02) -> None:
+        self.db, self.outbox, self.policy = db, outbox, policy
+        self.batch, self.delay = batch, delay
+        self._outcomes: list[tuple[Row[Any], Exception | None]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._flushes: set[asyncio.Task[None]] = set()
+
+    async def add(self, row: Row[Any], failure: Exception | None) -> None:
+        self._outcomes.append((row, failure))
+        if len(self._outcomes) >= self.batch:
+            await self._flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.delay, self._flush_later)
+
+    def _flush_later(self) -> None:
+        task = asyncio.ensure_future(self._flush())
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        outcomes, self._outcomes = self._outcomes, []
+        if not outcomes:
+            return
+        try:
+            await record(self.db, self.outbox, outcomes, self.policy)
+        except Exception:
+            log.exception("%d delivery outcomes not recorded; their leases lapse and they go again", len(outcomes))
+
+    async def close(self) -> None:
+        await self._flush()
+        await asyncio.gather(*self._flushes)
+
+
+async def record(
+    db: Database, outbox: Outbox, outcomes: Sequence[tuple[Row[Any], Exception | None]], policy: Policy
+) -> None:
+    """Each outcome, in one transaction, where the row is still that attempt's (status pending, same attempt
+    count): a late answer for an attempt whose lease lapsed and was taken again changes nothing."""
+    now = datetime.now(UTC)
+    sent = [row for row, failure in outcomes if failure is None]
+    async with db.transaction() as session:
+        events: list[Any] = []
+        if sent:
+            attempt = values(column("id", Uuid), column("attempts", Integer), name="attempt").data(
+                [(row.id, row.attempts) for row in sent]
+            )
+            recorded = set(
+                (
+                    await session.execute(
+                        update(deliveries)
+                        .where(
+                            deliveries.c.id == attempt.c.id,
+                            deliveries.c.attempts == attempt.c.attempts,
+                            deliveries.c.status == "pending",
+                        )
+                        .values(status="sent", sent_at=now, context=None, last_error=None)
+                        .returning(deliveries.c.id)
+                    )
+                ).scalars()
+            )
+            for row in sent:
+                if row.id not in recorded:
+                    log.warning("delivery %s was sent after its lease lapsed; another attempt owns it now", row.id)
+                    continue
+                events.append(
+                    NotificationSent(
+                        delivery_id=row.id,
+                        template=row.template,
+                        recipient=row.recipient,
+                        caused_by=row.event_id,
+                        sent_at=now,
+                    )
+                )
+                DELIVERIES.labels(row.template, CHANNEL, "sent").inc()
+        for row, failure in outcomes:
+            if failure is not None and (event := await _record_failure(session, row, failure, policy, now)):
+                events.append(event)
+        await outbox.add_all(session, events)
+
+
+async def _record_failure(
+    session: AsyncSession, row: Row[Any], exc: Exception, policy: Policy, now: datetime
+) -> NotificationFailed | None:
+    error = (getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}")[:1000]
+    gave_up = isinstance(exc, Undeliverable) or row.attempts >= policy.max_attempts
+    log.warning("delivery %s attempt %d failed%s: %s", row.id, row.attempts, " for good" if gave_up else "", error)
+    recorded = await session.execute(
+        update(deliveries)
+        .where(deliveries.c.id == row.id, deliveries.c.status == "pending", deliveries.c.attempts == row.attempts)
+        .values(
+            last_error=error,
+            status="failed" if gave_up else "pending",
+            context=None if gave_up else row.context,
+            next_attempt_at=now if gave_up else now + _wait(exc, row.attempts, policy),
+        )
+        .returning(deliveries.c.id)
+    )
+    if recorded.first() is None or not gave_up:
+        DELIVERIES.labels(row.template, CHANNEL, "retried").inc()
+        return None
+    DELIVERIES.labels(row.template, CHANNEL, "failed").inc()
+    return NotificationFailed(
+        delivery_id=row.id,
+        template=row.template,
+        recipient=row.recipient,
+        caused_by=row.event_id,
+        error=error,
+        failed_at=now,
+    )
+
+
 def _wait(exc: Exception, attempts: int, policy: Policy) -> timedelta:
     """The backoff, but never shorter than the provider asked (an SMS gateway's Retry-After)."""
     asked = getattr(exc, "retry_after", None)
     wait = backoff(attempts, policy)
     return max(wait, timedelta(seconds=asked)) if isinstance(asked, int | float) else wait
-
-
-def _this_attempt(row: Row[Any]) -> Any:
-    return (deliveries.c.id == row.id) & (deliveries.c.status == "pending") & (deliveries.c.attempts == row.attempts)
-
-
-async def _record_sent(db: Database, outbox: Outbox, row: Row[Any]) -> None:
-    now = datetime.now(UTC)
-    async with db.transaction() as session:
-        recorded = await session.execute(
-            update(deliveries)
-            .where(_this_attempt(row))
-            .values(status="sent", sent_at=now, context=None, last_error=None)
-            .returning(deliveries.c.id)
-        )
-        if recorded.first() is None:
-            log.warning("delivery %s was sent after its lease lapsed; another attempt owns it now", row.id)
-            return
-        await outbox.add(
-            session,
-            NotificationSent(
-                delivery_id=row.id, template=row.template, recipient=row.recipient, caused_by=row.event_id, sent_at=now
-            ),
-        )
-    DELIVERIES.labels(row.template, CHANNEL, "sent").inc()
-
-
-async def _record_failure(db: Database, outbox: Outbox, row: Row[Any], exc: Exception, policy: Policy) -> None:
-    error = (getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}")[:1000]
-    gave_up = isinstance(exc, Undeliverable) or row.attempts >= policy.max_attempts
-    now = datetime.now(UTC)
-    log.warning("delivery %s attempt %d failed%s: %s", row.id, row.attempts, " for good" if gave_up else "", error)
-    async with db.transaction() as session:
-        recorded = await session.execute(
-            update(deliveries)
-            .where(_this_attempt(row))
-            .values(
-                last_error=error,
-                status="failed" if gave_up else "pending",
-                context=None if gave_up else row.context,
-                next_attempt_at=now if gave_up else now + _wait(exc, row.attempts, policy),
-            )
-            .returning(deliveries.c.id)
-        )
-        if recorded.first() is None or not gave_up:
-            DELIVERIES.labels(row.template, CHANNEL, "retried").inc()
-            return
-        await outbox.add(
-            session,
-            NotificationFailed(
-                delivery_id=row.id,
-                template=row.template,
-                recipient=row.recipient,
-                caused_by=row.event_id,
-                error=error,
-                failed_at=now,
-            ),
-        )
-    DELIVERIES.labels(row.template, CHANNEL, "failed").inc()
 
 
 async def measure(db: Database, now: datetime) -> None:

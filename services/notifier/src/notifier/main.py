@@ -55,6 +55,7 @@ policy = Policy(
     max_attempts=settings.delivery_max_attempts,
     concurrency=settings.delivery_concurrency,
     rate_per_second=settings.delivery_rate_per_second,
+    lease_seconds=settings.delivery_lease_seconds,
 )
 
 

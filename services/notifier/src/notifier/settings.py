@@ -42,6 +42,8 @@ class NotifierSettings(ServiceSettings):
     # mails sent at once by a replica (match smtp_pool_size) and per second (0: no limit; a provider's quota)
     delivery_concurrency: int = Field(4, ge=1, le=200)
     delivery_rate_per_second: float = Field(0.0, ge=0)
+    # how long a replica owns the deliveries it took (longer than a send can last); a killed replica's go again then
+    delivery_lease_seconds: float = Field(120.0, ge=5)
     # keyring opening the sealed tokens of the links in events (contracts.secrets): "kid:<base64 32 bytes>[,...]",
     # the same keys as the producers' (ACCOUNTS_EVENT_SECRET_KEYS); never logged
     event_secret_keys: SecretStr | None = None
