@@ -7,7 +7,8 @@ from the invitation's own VTIMEZONE (`gettzinfo`): what a program that has never
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from email import message_from_bytes, policy
-from email.message import EmailMessage
+from email.message import Message
+from email.mime.text import MIMEText
 from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -16,6 +17,8 @@ import pytest
 import vobject
 
 from notifier.invitations import attach_invitation, invitation
+from notifier.mailer import to_wire
+from notifier.service import Attachment, Rendered, compose
 
 PARIS = "Europe/Paris"
 JOIN = "https://visiopass.example/join/3f9c2a"
@@ -223,18 +226,17 @@ def test_an_unknown_zone_is_refused() -> None:
 # The mail ---------------------------------------------------------------------------------------------------------
 
 
-def composed(shape: str) -> EmailMessage:
+def composed(shape: str) -> Message:
     """A mail as notifier.service.compose builds one: text and HTML, maybe a PDF; or text alone."""
-    message = EmailMessage()
-    message["From"] = "Visiopass <no-reply@visiopass.example>"
-    message["To"] = "camille.martin@lycee-hugo.example"
-    message["Subject"] = "Votre inscription est confirmée"
-    message.set_content("Bonjour,\n")
-    if shape != "text":
-        message.add_alternative("<p>Bonjour,</p>\n", subtype="html")
-    if shape == "with a pdf":
-        message.add_attachment(b"%PDF-1.7\n", maintype="application", subtype="pdf", filename="facture.pdf")
-    return message
+    if shape == "text":
+        message = MIMEText("Bonjour,\n", "plain", "utf-8")
+        message["From"] = "Visiopass <no-reply@visiopass.example>"
+        message["To"] = "camille.martin@lycee-hugo.example"
+        message["Subject"] = "Votre inscription est confirmee"
+        return message
+    files = [Attachment("facture.pdf", b"%PDF-1.7\n")] if shape == "with a pdf" else []
+    rendered = Rendered("Votre inscription est confirmée", "Bonjour,\n", "<p>Bonjour,</p>\n")
+    return compose("Visiopass <no-reply@visiopass.example>", "camille.martin@lycee-hugo.example", rendered, "fr", files)
 
 
 @pytest.mark.parametrize("shape", ["text and html", "with a pdf", "text"])
@@ -245,7 +247,7 @@ def test_the_mail_carries_the_invitation_as_a_calendar_alternative_and_an_ics_at
     ics = make(paris(date(2027, 3, 28)), method=method, sequence=sequence)
     message = composed(shape)
     attach_invitation(message, ics, method)
-    parsed = message_from_bytes(message.as_bytes(policy=policy.SMTP), policy=policy.default)
+    parsed = message_from_bytes(to_wire(message), policy=policy.default)
 
     assert parsed.get_content_type() == "multipart/mixed"
     body, *attachments = parsed.iter_parts()
@@ -269,6 +271,9 @@ def test_the_mail_carries_the_invitation_as_a_calendar_alternative_and_an_ics_at
     if shape == "with a pdf":
         assert by_name["facture.pdf"].get_content() == b"%PDF-1.7\n"
     assert parsed.get_body(preferencelist=("plain",)).get_content().splitlines() == ["Bonjour,"]
+    if shape != "text":  # the mail's own headers stay on top
+        assert (parsed["Content-Language"], parsed["Subject"]) == ("fr", "Votre inscription est confirmée")
+        assert [part for part in parsed.walk() if part is not parsed and part["Content-Language"]] == []
 
 
 def test_the_method_of_the_mail_must_be_the_invitations() -> None:

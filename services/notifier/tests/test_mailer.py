@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from notifier.dkim_signing import DkimSigner
-from notifier.mailer import SmtpConfig, SmtpPool, TransientDeliveryError, Undeliverable, address_problem
+from notifier.mailer import SmtpConfig, SmtpPool, TransientDeliveryError, Undeliverable, address_problem, to_wire
 from notifier.service import Attachment, Rendered, compose
 from notifier.settings import NotifierSettings
 
@@ -115,8 +115,13 @@ def pool_for(port: int, **options: Any) -> SmtpPool:
     return SmtpPool(SmtpConfig(**config))
 
 
-def mail(recipient: str = "claire@example.fr", **options: Any) -> email.message.EmailMessage:
+def mail(recipient: str = "claire@example.fr", **options: Any) -> email.message.Message:
     return compose(SENDER, recipient, RENDERED, "fr", **options)
+
+
+def sent(message: email.message.Message) -> email.message.EmailMessage:
+    """`message` as a mail program reads it: the bytes sent, parsed."""
+    return email.message_from_bytes(to_wire(message), policy=email.policy.default)
 
 
 # --- failures: transient or permanent ---
@@ -502,10 +507,10 @@ def test_the_dkim_key_comes_inline_with_escaped_newlines_or_from_a_file_never_bo
 
 
 def test_list_unsubscribe_and_its_one_click_post_only_with_an_unsubscribe_url():
-    reminder = mail(unsubscribe_url="https://visiopass.test/unsubscribe/tok3n")
+    reminder = sent(mail(unsubscribe_url="https://visiopass.test/unsubscribe/tok3n"))
     assert reminder["List-Unsubscribe"] == "<https://visiopass.test/unsubscribe/tok3n>"
     assert reminder["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    transactional = mail()
+    transactional = sent(mail())
     assert transactional["List-Unsubscribe"] is None and transactional["List-Unsubscribe-Post"] is None
     with pytest.raises(ValueError):
         mail(unsubscribe_url="javascript:alert(1)")
@@ -513,13 +518,13 @@ def test_list_unsubscribe_and_its_one_click_post_only_with_an_unsubscribe_url():
 
 def test_the_message_id_is_stable_for_one_delivery_and_the_date_is_set():
     delivery = uuid.uuid4()
-    first, again = mail(delivery_id=delivery), mail(delivery_id=delivery)
+    first, again = sent(mail(delivery_id=delivery)), sent(mail(delivery_id=delivery))
     assert first["Message-ID"] == again["Message-ID"] == f"<{delivery}@visiopass.test>"
-    assert mail(delivery_id=uuid.uuid4())["Message-ID"] != first["Message-ID"]
-    assert mail()["Message-ID"].endswith("@visiopass.test>")
+    assert sent(mail(delivery_id=uuid.uuid4()))["Message-ID"] != first["Message-ID"]
+    assert sent(mail())["Message-ID"].endswith("@visiopass.test>")
     assert abs(first["Date"].datetime - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=1)
     moment = dt.datetime(2026, 3, 12, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=1)))
-    assert mail(date=moment)["Date"] == "Thu, 12 Mar 2026 08:30:00 +0000"
+    assert sent(mail(date=moment))["Date"] == "Thu, 12 Mar 2026 08:30:00 +0000"
 
 
 @dataclass(frozen=True)
@@ -534,7 +539,7 @@ def test_text_html_and_attachments_of_any_type():
         "session.ics", b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n", "text/calendar; method=REQUEST; charset=utf-8"
     )
     files = [Attachment("facture.pdf", b"%PDF-1.7\n"), ics, Attachment("notes.xyz-unknown", b"\x00\x01")]
-    message = mail(attachments=files)
+    message = sent(mail(attachments=files))
     assert message.get_content_type() == "multipart/mixed"
     body, *attached = message.iter_parts()
     assert [p.get_content_type() for p in body.iter_parts()] == ["text/plain", "text/html"]
@@ -546,11 +551,10 @@ def test_text_html_and_attachments_of_any_type():
     assert attached[1].get_param("method") == "REQUEST"
     assert [p.get_payload(decode=True) for p in attached] == [f.content for f in files]
     assert [p for p in message.walk() if p is not message and p["MIME-Version"]] == []
+    assert (message["MIME-Version"], message["Content-Language"]) == ("1.0", "fr")
 
 
 def test_non_ascii_text_goes_out_7bit_clean_and_reads_back_the_same():
-    from notifier.mailer import to_wire
-
     text = "Bonjour Élodie,\nla session « Pronote avancé » commence à 10 h.\n"
     message = compose(SENDER, "a@b.fr", Rendered("Rappel : séance à 10 h", text, f"<p>{text}</p>\n"), "fr")
     wire = to_wire(message)

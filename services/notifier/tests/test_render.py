@@ -1,3 +1,4 @@
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -34,7 +35,13 @@ def test_dates_are_shown_in_paris_time():
 
 
 def test_the_message_has_text_and_html_alternatives():
-    message = compose("Visiopass <no-reply@x.fr>", "a@b.fr", render("account_registered", "en", VARIABLES), "en")
+    from email import message_from_bytes
+    from email import policy as email_policy
+
+    from notifier.mailer import to_wire
+
+    composed = compose("Visiopass <no-reply@x.fr>", "a@b.fr", render("account_registered", "en", VARIABLES), "en")
+    message = message_from_bytes(to_wire(composed), policy=email_policy.default)
     assert message.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
 
@@ -48,4 +55,7 @@ def test_a_french_subject_survives_the_wire_intact():
 
     subject = "Inscription confirmée : « Pronote avancé » ✓ pour le Lycée Victor Hugo de Saint-Étienne"
     message = compose("Visiopass <no-reply@x.fr>", "a@b.fr", Rendered(subject, "texte", "<p>texte</p>"), "fr")
-    assert message_from_bytes(to_wire(message), policy=email_policy.default)["Subject"] == subject
+    wire = to_wire(message)
+    assert message_from_bytes(wire, policy=email_policy.default)["Subject"] == subject
+    encoded_words = re.findall(rb"=\?[^?]+\?[bqBQ]\?[^?]*\?=", wire)
+    assert encoded_words and all(len(word) <= 75 for word in encoded_words), "RFC 2047: 75 characters at most"

@@ -33,12 +33,14 @@ from calendar import monthrange
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage, MIMEPart
+from email.message import Message
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, cast
 from zoneinfo import ZoneInfo
 
 import icalendar
+
+from notifier.service import binary_part
 
 PRODID = "-//Visiopass//Invitations//FR"
 FILENAME = "invite.ics"
@@ -117,26 +119,50 @@ def invitation(
     return bytes(calendar.to_ical())
 
 
-def attach_invitation(message: EmailMessage, ics: bytes, method: Method) -> None:
-    """Add `ics` (made by `invitation` with this `method`) to a composed mail: a `text/calendar; method=...`
-    alternative of its body, and an `invite.ics` attachment. Call it before the mail is signed."""
+def attach_invitation(message: Message, ics: bytes, method: Method) -> None:
+    """Add `ics` (made by `invitation` with this `method`) to a composed mail (`service.compose`): a
+    `text/calendar; method=...` alternative of its body, and an `invite.ics` attachment. Call it before the mail
+    is signed."""
     written = icalendar.Calendar.from_ical(ics).get("METHOD")
     if method not in STATUSES or str(written) != method:
         raise ValueError(f"the invitation's METHOD is {written}, the mail says {method!r}")
     if any(part.get_content_type() == "text/calendar" for part in message.walk()):
         raise ValueError("the mail already carries an invitation")
-    body: MIMEPart = message
-    if message.get_content_type() == "multipart/mixed":  # compose() with attachments: [body, attachments...]
-        first = next(message.iter_parts(), None)
-        if first is None or first.is_attachment():
-            raise ValueError("the mail has no body to put the invitation beside")
-        body = first
-    body.add_alternative(
-        ics, maintype="text", subtype="calendar", cte="base64", params={"method": method, "charset": "UTF-8"}
-    )
-    message.add_attachment(
-        ics, maintype="application", subtype="ics", cte="base64", filename=FILENAME, params={"name": FILENAME}
-    )
+    if message.get_content_type() != "multipart/mixed":
+        _make_multipart(message, "mixed")
+    parts = _parts(message)  # compose() puts the body first, then the attachments
+    if not parts or parts[0].get_content_disposition() == "attachment":
+        raise ValueError("the mail has no body to put the invitation beside")
+    body = parts[0]
+    if body.get_content_type() != "multipart/alternative":
+        _make_multipart(body, "alternative")
+    calendar = binary_part(ics, f"text/calendar; method={method}; charset=UTF-8")
+    body.set_payload([*_parts(body), calendar])
+    message.set_payload([*parts, binary_part(ics, f'application/ics; name="{FILENAME}"', filename=FILENAME)])
+
+
+def _parts(multipart: Message) -> list[Message]:
+    return cast(list[Message], multipart.get_payload())
+
+
+def _make_multipart(part: Message, subtype: str) -> None:
+    """Turn `part` into a multipart/`subtype` whose first part is what it held (its Content-* headers and
+    payload); its other headers (From, To, MIME-Version, Content-Language: the mail's) stay where they are."""
+    if part.is_multipart() and part.get_content_subtype() in ("mixed", subtype):
+        raise ValueError(f"cannot make a {part.get_content_type()} a multipart/{subtype}")
+    content = [
+        (name, value)
+        for name, value in part.items()
+        if name.lower().startswith("content-") and name.lower() != "content-language"
+    ]
+    inner = Message()
+    for name, value in content:
+        inner[name] = value
+    inner.set_payload(part.get_payload())
+    for name in {name for name, _ in content}:
+        del part[name]
+    part["Content-Type"] = f"multipart/{subtype}"
+    part.set_payload([inner])
 
 
 def _address(email: str, parameters: dict[str, str]) -> icalendar.vCalAddress:

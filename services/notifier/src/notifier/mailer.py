@@ -23,8 +23,8 @@ import copy
 import ipaddress
 import logging
 from dataclasses import dataclass, field
-from email import policy
-from email.message import EmailMessage
+from email.message import Message
+from email.policy import Compat32
 from email.utils import getaddresses
 from typing import Literal
 
@@ -50,12 +50,26 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# Python 3.11's header folding drops a space before some non-ASCII words when it wraps an encoded subject
-# (CPython gh-144156): fold only at RFC 5322's hard limit, which our subjects never reach. 7-bit: a body part
-# holding 8-bit text is re-encoded, so the mail needs no 8BITMIME and no relay re-encodes it (DKIM survives).
-WIRE_POLICY = policy.SMTP.clone(max_line_length=998, cte_type="7bit")
-# for a mail with an internationalised address (RFC 6531/6532): its headers are UTF-8 as they are
-UTF8_WIRE_POLICY = policy.SMTPUTF8.clone(max_line_length=998)
+
+class WirePolicy(Compat32):
+    """How `to_wire` writes a mail made by `service.compose`: compat32, so that nothing parses a header again
+    (the modern policy's header registry parses each one it reads, which made serialising slow), and each header
+    written as it was set, with CRLF line ends: compose sets them ready to send (a non-ASCII subject or display
+    name in RFC 2047 encoded words). `utf8`: for a mail with an internationalised address (RFC 6531/6532), whose
+    headers go out in UTF-8 as they are; else they must be ASCII. 7-bit: a body part holding 8-bit text would be
+    re-encoded (compose makes none), so the mail needs no 8BITMIME and no relay re-encodes it (DKIM survives)."""
+
+    utf8 = False
+
+    def fold(self, name: str, value: str) -> str:
+        return f"{name}: {self.linesep.join(value.splitlines())}{self.linesep}"
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        return self.fold(name, value).encode("utf-8" if self.utf8 else "ascii")
+
+
+WIRE_POLICY = WirePolicy(linesep="\r\n", cte_type="7bit")
+UTF8_WIRE_POLICY = WIRE_POLICY.clone(utf8=True)  # type: ignore[call-arg]  # WirePolicy's own setting
 
 ADDRESS_HEADERS = ("From", "Sender", "Reply-To", "To", "Cc", "Bcc")
 RECIPIENT_HEADERS = ("To", "Cc", "Bcc")
@@ -100,13 +114,15 @@ def address_problem(address: str, *, smtputf8: bool = False) -> str | None:
     return None
 
 
-def needs_smtputf8(message: EmailMessage) -> bool:
+def needs_smtputf8(message: Message) -> bool:
     """Whether one of the message's addresses is internationalised (then sent with SMTPUTF8, headers in UTF-8)."""
-    return not all(address.isascii() for _, address in _addresses(message, ADDRESS_HEADERS))
+    values = _values(message, ADDRESS_HEADERS)  # an ASCII header holds no such address: parsed only if not ASCII
+    return not all(value.isascii() for value in values) and not all(a.isascii() for _, a in getaddresses(values))
 
 
-def to_wire(message: EmailMessage) -> bytes:
-    """The message as sent: CRLF line ends, no Bcc header; 7-bit clean unless an address is internationalised."""
+def to_wire(message: Message) -> bytes:
+    """The message as sent: CRLF line ends, no Bcc header; 7-bit clean unless an address is internationalised.
+    `message` is a compat32 Message whose headers are set as they are sent, as `service.compose` makes it."""
     if message["Bcc"] is not None:
         message = copy.copy(message)
         del message["Bcc"]
@@ -124,9 +140,7 @@ class SmtpEnvelope:
     international: str | None = None  # the first such address, to say which one a server cannot carry
 
 
-def prepare(
-    message: EmailMessage, signer: DkimSigner | None = None, *, envelope_from: str | None = None
-) -> SmtpEnvelope:
+def prepare(message: Message, signer: DkimSigner | None = None, *, envelope_from: str | None = None) -> SmtpEnvelope:
     """The envelope and the bytes to send for `message`, signed when `signer` is given. Raises `Undeliverable`
     for an address no server can take or a message that cannot be signed."""
     senders = [address for _, address in _addresses(message, ("From",))]
@@ -149,8 +163,12 @@ def prepare(
     return SmtpEnvelope(sender, recipients, wire, smtputf8=international is not None, international=international)
 
 
-def _addresses(message: EmailMessage, headers: tuple[str, ...]) -> list[tuple[str, str]]:
-    return getaddresses([str(value) for name in headers for value in message.get_all(name, [])])
+def _addresses(message: Message, headers: tuple[str, ...]) -> list[tuple[str, str]]:
+    return getaddresses(_values(message, headers))
+
+
+def _values(message: Message, headers: tuple[str, ...]) -> list[str]:
+    return [str(value) for name in headers for value in message.get_all(name, [])]
 
 
 @dataclass(frozen=True)
@@ -232,7 +250,7 @@ class SmtpPool:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Message) -> None:
         """Deliver `message` to the relay, or raise `Undeliverable` (never worth another try) or
         `TransientDeliveryError` (try again later)."""
         envelope = prepare(message, self.signer, envelope_from=self.config.envelope_from)

@@ -5,14 +5,21 @@ A mail may attach documents (billing's invoices and credit notes). The delivery'
 document its owner cannot serve now fails the attempt like an unreachable SMTP server (tried again later); one
 its owner does not know fails the delivery at once (`Undeliverable`)."""
 
+import email.utils
 import logging
+import mimetypes
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from email.message import EmailMessage
-from email.utils import make_msgid
+from email.charset import QP, Charset
+from email.encoders import encode_base64
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import formataddr, make_msgid, parseaddr
 from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -76,7 +83,7 @@ def money(amount_cents: int, currency: str, language: str) -> str:
 
 
 class Mailer(Protocol):
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Message) -> None:
         """Send it, or raise: `Undeliverable` when no later attempt can succeed, `TransientDeliveryError` (or
         anything else) to try again later."""
 
@@ -190,7 +197,7 @@ def compose(
     delivery_id: uuid.UUID | str | None = None,
     unsubscribe_url: str | None = None,
     date: datetime | None = None,
-) -> EmailMessage:
+) -> Message:
     """The mail as it goes out, but for its DKIM signature (the transport signs the exact bytes it sends).
 
     - `Message-ID` is `<delivery_id@domain of the sender>` when `delivery_id` is given: every attempt of one
@@ -203,30 +210,91 @@ def compose(
       re-encodes it (which would break the signature); then each attachment, of the MIME type its `content_type`
       attribute says when it has one (e.g. "text/calendar; method=REQUEST; charset=utf-8"), else the type its
       filename suggests (a PDF for "facture.pdf").
+
+    Built with the email package's compat32 classes (email.mime), every header set as it is sent: a non-ASCII
+    subject or display name RFC 2047-encoded here, an internationalised address as it is (the mail then goes out
+    with SMTPUTF8, its headers in UTF-8). The modern API (EmailMessage) parses every header it is given, which made
+    composing the notifier's bottleneck.
     """
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = recipient
-    message["Subject"] = rendered.subject
-    message["Date"] = (date or datetime.now(UTC)).astimezone(UTC)
-    domain = _message_id_domain(message)
+    message = MIMEMultipart("alternative", _boundary(), [_text_part(rendered.text), _text_part(rendered.html, "html")])
+    if attachments:
+        files = [binary_part(each.content, _content_type(each), filename=each.filename) for each in attachments]
+        message = MIMEMultipart("mixed", _boundary(), [message, *files])
+    for part in message.walk():
+        if part is not message:
+            del part["MIME-Version"]  # email.mime gives every part one; it belongs to the top only
+    message["From"] = _address(sender)
+    message["To"] = _address(recipient)
+    message["Subject"] = _encoded(rendered.subject, "Subject")
+    message["Date"] = email.utils.format_datetime((date or datetime.now(UTC)).astimezone(UTC))
+    domain = _message_id_domain(sender)
     if delivery_id is None:
         message["Message-ID"] = make_msgid(domain=domain)
     else:
         message["Message-ID"] = f"<{_message_id_left(delivery_id)}@{domain}>"
-    message["Content-Language"] = language
+    message["Content-Language"] = _one_line(language)
     if unsubscribe_url is not None:
         message["List-Unsubscribe"] = f"<{_unsubscribe_url(unsubscribe_url)}>"
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message.set_content(rendered.text, cte=_text_encoding(rendered.text))
-    message.add_alternative(rendered.html, subtype="html", cte=_text_encoding(rendered.html))
-    for each in attachments:
-        maintype, subtype, params = _attachment_type(each)
-        message.add_attachment(each.content, maintype=maintype, subtype=subtype, filename=each.filename, params=params)
-    for part in message.walk():
-        if part is not message:
-            del part["MIME-Version"]  # EmailMessage gives every part it makes one; it belongs to the top only
     return message
+
+
+def binary_part(content: bytes, content_type: str, *, filename: str | None = None) -> Message:
+    """A base64 MIME part holding `content`, of `content_type` (parameters included, e.g. "text/calendar;
+    method=REQUEST"); an attachment named `filename` when one is given. Base64: the bytes arrive as they are made,
+    and no relay rewrites a line of them."""
+    part = Message()
+    part["Content-Type"] = _one_line(content_type)
+    part.set_payload(content)
+    encode_base64(part)
+    if filename is not None:
+        part.add_header("Content-Disposition", "attachment", filename=filename)
+    return part
+
+
+# Quoted-printable UTF-8 for text that is not plain ASCII; as it is (7bit) otherwise
+_UTF8_QP = Charset("utf-8")
+_UTF8_QP.body_encoding = QP
+_UTF8_7BIT = Charset("utf-8")
+_UTF8_7BIT.body_encoding = None  # type: ignore[assignment]  # no transfer encoding: 7bit
+_SEVEN_BIT_LINE = 78  # the longest line sent as it is: longer ones are quoted-printable (what EmailMessage did)
+
+
+def _text_part(text: str, subtype: str = "plain") -> Message:
+    """`text` as a text/`subtype` part in UTF-8: quoted-printable unless plain ASCII in short lines (7bit)."""
+    plain = text.isascii() and all(len(line) <= _SEVEN_BIT_LINE for line in text.splitlines())
+    charset = _UTF8_7BIT if plain else _UTF8_QP
+    return MIMEText(text, subtype, charset)  # type: ignore[arg-type]  # a Charset is accepted (Python 3.5+)
+
+
+def _boundary() -> str:
+    """A multipart boundary: "=_" cannot occur in quoted-printable or base64, and 122 random bits make it unique in
+    7bit text (the email package would otherwise search every part for a boundary at each serialisation)."""
+    return f"=_{uuid.uuid4().hex}"
+
+
+def _one_line(value: str) -> str:
+    """`value`, refused when it holds a line break (which would end the header and could add another)."""
+    if value.splitlines() not in ([], [value]):
+        raise ValueError(f"a header value cannot break its line: {value!r}")
+    return value
+
+
+def _encoded(text: str, header_name: str) -> str:
+    """`text` as it is sent in header `header_name`: as it is if plain ASCII, else RFC 2047 encoded words, one per
+    line of at most 76 characters (so that each word keeps to RFC 2047's 75)."""
+    if _one_line(text).isascii():
+        return text
+    return Header(text, "utf-8", maxlinelen=76, header_name=header_name).encode()
+
+
+def _address(value: str) -> str:
+    """An address header's value as it is sent: a non-ASCII display name RFC 2047-encoded; an internationalised
+    (non-ASCII) address as it is, the mail then going out with SMTPUTF8 and its headers in UTF-8."""
+    if _one_line(value).isascii():
+        return value
+    name, address = parseaddr(value)
+    return formataddr((name, address)) if address.isascii() else value
 
 
 _MESSAGE_ID_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~.")
@@ -239,10 +307,9 @@ def _message_id_left(delivery_id: uuid.UUID | str) -> str:
     return left
 
 
-def _message_id_domain(message: EmailMessage) -> str:
-    """The domain of the From address, as ASCII (a Message-ID is ASCII even in an internationalised mail)."""
-    addresses = message["From"].addresses
-    domain = addresses[0].domain if addresses else ""
+def _message_id_domain(sender: str) -> str:
+    """The domain of the sender's address, as ASCII (a Message-ID is ASCII even in an internationalised mail)."""
+    domain = parseaddr(sender)[1].rpartition("@")[2]
     try:
         return domain.encode("idna").decode("ascii") if domain else "localhost"
     except UnicodeError:
@@ -255,23 +322,13 @@ def _unsubscribe_url(url: str) -> str:
     return url
 
 
-def _text_encoding(text: str) -> str | None:
-    """Quoted-printable for text that is not plain ASCII; None lets the email package pick 7bit (or quoted-printable
-    for overlong lines)."""
-    return None if text.isascii() else "quoted-printable"
-
-
-def _attachment_type(attachment: Attachment) -> tuple[str, str, dict[str, str]]:
-    import mimetypes
-
-    content_type = (
+def _content_type(attachment: Attachment) -> str:
+    """The MIME type of an attachment: its `content_type` attribute when it has one, else its filename's."""
+    return (
         getattr(attachment, "content_type", None)
         or mimetypes.guess_type(attachment.filename)[0]
         or "application/octet-stream"
     )
-    probe = EmailMessage()
-    probe["Content-Type"] = content_type
-    return probe.get_content_maintype(), probe.get_content_subtype(), dict(probe["Content-Type"].params)
 
 
 async def attachments_of(references: list[dict[str, str]], documents: Documents) -> list[Attachment]:
