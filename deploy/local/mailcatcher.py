@@ -53,6 +53,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.message import EmailMessage, Message
+from email.parser import BytesHeaderParser
 from email.utils import format_datetime, getaddresses
 from html.parser import HTMLParser
 from pathlib import Path
@@ -180,6 +181,7 @@ class _FileStore:
     def _reset(self) -> None:
         self._cache: dict[str, dict[str, Any]] = {}  # the files never change once written
         self._ids: list[str] = []  # oldest first
+        self._known: set[str] = set()  # the same ids, to look one up
         self._index: dict[str, list[str]] = {}  # key -> ids, oldest first
         self._settled_at: int | None = None  # the folder's mtime when last read, once it is settled
 
@@ -208,24 +210,42 @@ class _FileStore:
         """The key a `list(to)` looks up; None to list everything."""
         raise NotImplementedError
 
+    def _index_keys(self, item_id: str) -> set[str] | None:
+        """The keys a file is found by; None for one that is gone or is not of this kind. By default from its
+        whole record (kept); a store whose records are costly to make reads less here (MailStore)."""
+        record = self._load(item_id)
+        if record is None:
+            return None
+        self._cache[item_id] = record
+        return self._keys(record)
+
+    def _record(self, item_id: str) -> dict[str, Any] | None:
+        """The API's view of a known file, made on first use and kept."""
+        if item_id not in self._cache:
+            record = self._load(item_id)
+            if record is None:
+                return None
+            self._cache[item_id] = record
+        return self._cache[item_id]
+
     def _refresh(self) -> None:
         """Index the files that appeared since the last look (the caller holds the lock)."""
         changed_at = self.directory.stat().st_mtime_ns
         if changed_at == self._settled_at:
             return
         on_disk = {p.stem for p in self.directory.glob(f"*{self.suffix}") if _ID_RE.match(p.stem)}
-        if not on_disk.issuperset(self._cache):  # removed by hand: index again from scratch
+        if not on_disk.issuperset(self._known):  # removed by hand: index again from scratch
             self._reset()
         # The mtime has the kernel clock's coarse resolution: a file added in the same tick as this look leaves
         # it unchanged. Only an mtime old enough that no later tick can share it is trusted to skip the next look.
         self._settled_at = changed_at if time.time_ns() - changed_at > _MTIME_TICK_NS else None
-        for item_id in sorted(on_disk - self._cache.keys()):
-            record = self._load(item_id)
-            if record is None:
+        for item_id in sorted(on_disk - self._known):
+            keys = self._index_keys(item_id)
+            if keys is None:
                 continue
-            self._cache[item_id] = record
             self._ids.append(item_id)
-            for key in self._keys(record):
+            self._known.add(item_id)
+            for key in keys:
                 self._index.setdefault(key, []).append(item_id)
         if self._ids and self._ids != sorted(self._ids):  # a file dropped by hand with an older id
             self._ids.sort()
@@ -235,7 +255,7 @@ class _FileStore:
     def get(self, item_id: str) -> dict[str, Any] | None:
         with self._lock:
             self._refresh()
-            return self._cache.get(item_id)
+            return self._record(item_id) if item_id in self._known else None
 
     def list(self, to: str | None = None) -> list[dict[str, Any]]:
         """The records, newest first; only those sent to `to` when given."""
@@ -243,7 +263,8 @@ class _FileStore:
             self._refresh()
             key = self._lookup_key(to) if to else None
             ids = self._ids if key is None else self._index.get(key, [])
-            return [self._cache[item_id] for item_id in reversed(ids)]
+            records = (self._record(item_id) for item_id in reversed(ids))
+            return [record for record in records if record is not None]
 
     def clear(self) -> int:
         with self._lock:
@@ -278,6 +299,17 @@ class MailStore(_FileStore):
 
     def _keys(self, record: dict[str, Any]) -> set[str]:
         return {a.lower() for a in record["to"] + record["header_to"]}
+
+    def _index_keys(self, item_id: str) -> set[str] | None:
+        """The recipients, from the headers alone: a message's body is decoded only when it is asked for (after a
+        burst of thousands of mails, the next lookup must not wait for all of them to be decoded)."""
+        raw = self.raw(item_id)
+        if raw is None:
+            return None
+        headers = BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
+        addresses = [str(v) for v in headers.get_all("To", []) + headers.get_all("Cc", [])]
+        envelope = [a.strip() for a in str(headers.get(_ENVELOPE_TO, "")).split(",") if a.strip()]
+        return {address.lower() for _, address in getaddresses(addresses)} | {a.lower() for a in envelope}
 
     def _lookup_key(self, to: str) -> str | None:
         return to.strip().lower()
