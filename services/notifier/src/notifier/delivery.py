@@ -8,11 +8,12 @@ recorded once.
   mid-send are taken again once their lease lapses.
 - **Send.** At most `concurrency` at a time (the SMTP pool's size) and `rate_per_second` (a token bucket; 0: no
   limit). Rendering, attachments and the channel's answer decide the outcome.
-- **Record.** Outcomes in small batches (`Recorder`: a transaction per 100 outcomes or 20 ms), each only while the
-  row is still this attempt's (status pending, same attempt count): sent -> `sent`, NotificationSent; a transient
-  failure (`TransientDeliveryError`, or anything unexpected) -> tried again after an exponential backoff with full
-  jitter, up to `max_attempts`; a permanent one (`Undeliverable`) or the last attempt -> `failed` at once,
-  NotificationFailed. Nothing is dropped: every delivery ends sent or failed, and failures are in the delivery log.
+- **Record.** Outcomes as a group commit (`Recorder`: those that arrive while one transaction is written go in the
+  next), each only while the row is still this attempt's (status pending, same attempt count): sent -> `sent`,
+  NotificationSent; a transient failure (`TransientDeliveryError`, or anything unexpected) -> tried again after an
+  exponential backoff with full jitter, up to `max_attempts`; a permanent one (`Undeliverable`) or the last attempt
+  -> `failed` at once, NotificationFailed. Nothing is dropped: every delivery ends sent or failed, and failures
+  are in the delivery log.
 
 The one window left: a mail the server accepted whose outcome was not recorded yet (the process killed in those
 few milliseconds) is sent again when its lease lapses. It carries the same Message-ID (`compose(delivery_id=...)`),
@@ -138,7 +139,7 @@ async def deliver(
     documents: Documents | None = None,
     bucket: TokenBucket | None = None,
 ) -> None:
-    """Send the claimed rows, `policy.concurrency` at a time, and record their outcomes (in small batches)."""
+    """Send the claimed rows, `policy.concurrency` at a time, and record their outcomes (a group commit)."""
     documents = documents or NoDocuments()
     bucket = bucket or TokenBucket(policy.rate_per_second)
     gate = asyncio.Semaphore(policy.concurrency)
@@ -173,45 +174,33 @@ async def _send(mailer: Mailer, row: Row[Any], policy: Policy, documents: Docume
 
 
 class Recorder:
-    """Outcomes written in small batches — one transaction for up to `batch` outcomes, or those of the last
-    `delay` seconds — rather than a transaction per mail: at a burst's rate the commits would cost more than the
-    mails. The price is a window of at most `delay` in which a mail went out but is not yet recorded (module
-    docstring: it would go again, with its Message-ID, if the process died in it)."""
+    """Outcomes written as a group commit: the first outcome is recorded at once, and those that arrive while a
+    transaction is being written go together in the next one — a transaction per mail at low rates, a few per
+    hundred mails in a burst, where a commit per mail would cost more than the mail. A mail went out but is not yet
+    recorded for at most about one transaction (module docstring: it would go again, with its Message-ID, if the
+    process died then)."""
 
-    def __init__(self, db: Database, outbox: Outbox, policy: Policy, batch: int = 100, delay: float = 0.02) -> None:
+    def __init__(self, db: Database, outbox: Outbox, policy: Policy) -> None:
         self.db, self.outbox, self.policy = db, outbox, policy
-        self.batch, self.delay = batch, delay
         self._outcomes: list[tuple[Row[Any], Exception | None]] = []
-        self._timer: asyncio.TimerHandle | None = None
-        self._flushes: set[asyncio.Task[None]] = set()
+        self._writer: asyncio.Task[None] | None = None
 
     async def add(self, row: Row[Any], failure: Exception | None) -> None:
         self._outcomes.append((row, failure))
-        if len(self._outcomes) >= self.batch:
-            await self._flush()
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self.delay, self._flush_later)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._write())
 
-    def _flush_later(self) -> None:
-        task = asyncio.ensure_future(self._flush())
-        self._flushes.add(task)
-        task.add_done_callback(self._flushes.discard)
-
-    async def _flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        outcomes, self._outcomes = self._outcomes, []
-        if not outcomes:
-            return
-        try:
-            await record(self.db, self.outbox, outcomes, self.policy)
-        except Exception:
-            log.exception("%d delivery outcomes not recorded; their leases lapse and they go again", len(outcomes))
+    async def _write(self) -> None:
+        while self._outcomes:
+            outcomes, self._outcomes = self._outcomes, []
+            try:
+                await record(self.db, self.outbox, outcomes, self.policy)
+            except Exception:
+                log.exception("%d delivery outcomes not recorded; their leases lapse and they go again", len(outcomes))
 
     async def close(self) -> None:
-        await self._flush()
-        await asyncio.gather(*self._flushes)
+        if self._writer is not None:
+            await self._writer
 
 
 async def record(
