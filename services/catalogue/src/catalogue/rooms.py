@@ -108,11 +108,16 @@ class Room:
             starts_at=starts_at,
             ends_at=ends_at,
             max_participants=max_participants,
-            voice_bridge=str(10000 + int.from_bytes(_derive(secret, "voice-bridge", session_id)[:8]) % 90000),
+            voice_bridge=voice_bridge(secret, session_id),
             end_callback_url=end_callback_url,
             moderator_password=_derive(secret, "moderator-password", session_id).hex()[:32],
             attendee_password=_derive(secret, "attendee-password", session_id).hex()[:32],
         )
+
+
+def voice_bridge(secret: str, room_id: uuid.UUID) -> str:
+    """The 5-digit dial-in PIN of a session's (or a permanent room's) meeting: the same whenever it is asked."""
+    return str(10000 + int.from_bytes(_derive(secret, "voice-bridge", room_id)[:8]) % 90000)
 
 
 def _derive(secret: str, purpose: str, session_id: uuid.UUID) -> bytes:

@@ -427,11 +427,13 @@ def _fields_of(row: Row[Any]) -> SessionFields:
     )
 
 
-def entry_code_matches(row: Row[Any], code: str) -> bool:
-    if row.access != "code" or not row.entry_code_hash:
+def entry_code_matches(entry_code_hash: str | None, code: str) -> bool:
+    """Whether `code` opens what `entry_code_hash` guards (a session with access `code`, a permanent room); no hash:
+    no code asked."""
+    if not entry_code_hash:
         return True
     try:
-        return entry_codes.verify(row.entry_code_hash, code.strip())
+        return entry_codes.verify(entry_code_hash, code.strip())
     except (VerificationError, InvalidHashError):
         return False
 
