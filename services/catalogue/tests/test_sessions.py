@@ -137,6 +137,22 @@ async def test_enrolments_fix_price_and_duration_and_bound_the_capacity(db: Data
     assert (updated["capacity"], updated["title"]) == (3, "Niveau 2")
 
 
+async def test_a_session_moved_to_another_theme_is_announced_and_only_to_an_active_one(db: Database) -> None:
+    theme_id, other, archived = await new_theme(db), await new_theme(db, title="ENT"), await new_theme(db, title="Old")
+    async with db.transaction() as session:
+        await rules.set_theme_status(session, archived, "archived", NOW)
+    fields = at("2027-04-01T10:00")
+    session_id = await new_session(db, theme_id, fields)
+    await refused(
+        db, "theme_archived", lambda s: rules.update_session(s, OUTBOX, session_id, fields, NOW, theme_id=archived)
+    )
+    async with db.transaction() as session:
+        await rules.update_session(session, OUTBOX, session_id, fields, NOW, theme_id=other)
+    updated = (await events(db))[-1]
+    assert (updated["type"], updated["theme_id"]) == ("SessionUpdated", str(other))
+    assert (await row(db, session_id)).theme_id == other
+
+
 async def test_published_sessions_never_go_back_and_frozen_ones_never_change(db: Database) -> None:
     theme_id = await new_theme(db)
     session_id = await new_session(db, theme_id, at("2027-04-01T10:00"))

@@ -476,12 +476,7 @@ class BackOfficeCatalogueApi(Controller):
         fields = data.session_fields(_settings(service))
         _check_provider(_settings(service), fields.provider)
         async with service.db.transaction() as db_session:
-            current = await rules.locked(db_session, session_id)
-            if current.theme_id != data.theme_id:
-                await db_session.execute(
-                    sessions.update().where(sessions.c.id == session_id).values(theme_id=data.theme_id)
-                )
-            await rules.update_session(db_session, service.outbox, session_id, fields, _now())
+            await rules.update_session(db_session, service.outbox, session_id, fields, _now(), theme_id=data.theme_id)
             return await _session_view(db_session, session_id, public=False)
 
     @post("/sessions/{session_id:uuid}/publish", status_code=200)

@@ -252,11 +252,21 @@ def _check_changeable(row: Row[Any]) -> None:
 
 
 async def update_session(
-    session: AsyncSession, outbox: Outbox, session_id: uuid.UUID, fields: SessionFields, now: datetime
+    session: AsyncSession,
+    outbox: Outbox,
+    session_id: uuid.UUID,
+    fields: SessionFields,
+    now: datetime,
+    *,
+    theme_id: uuid.UUID | None = None,
 ) -> None:
-    """Change a session's terms and time; a series occurrence changed this way leaves the series (`detached`)."""
+    """Change a session's terms, time and theme (an active one); a series occurrence changed this way leaves the
+    series (`detached`)."""
     row = await locked(session, session_id)
-    await _apply(session, outbox, row, fields, now, detach=row.series_id is not None)
+    if theme_id is not None and theme_id != row.theme_id:
+        _check_changeable(row)
+        await _active_theme(session, theme_id)
+    await _apply(session, outbox, row, fields, now, detach=row.series_id is not None, theme_id=theme_id)
 
 
 async def _apply(
@@ -268,6 +278,7 @@ async def _apply(
     *,
     detach: bool,
     series_code_hash: str | None = None,
+    theme_id: uuid.UUID | None = None,
 ) -> None:
     _check_changeable(row)
     _check_terms(fields)
@@ -305,6 +316,7 @@ async def _apply(
                 updated_at=now,
                 entry_code_hash=entry_code_hash,
                 detached=row.detached or detach,
+                theme_id=theme_id or row.theme_id,
                 **_term_values(fields, times),
             )
             .returning(*sessions.c)
