@@ -1,13 +1,14 @@
 """The six Visiopass services as real processes against a running Stack (used by `make up` and the e2e tests)."""
 
 import base64
+import json
 import os
 import secrets
 import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,19 @@ class System:
     settings: dict[str, str] = field(default_factory=dict)  # extra environment, e.g. ACCOUNTS_* limits
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     gateway_metrics_port: int | None = None  # None: the gateway's port + GATEWAY_METRICS_PORT_SHIFT
+
+    def keep_secrets(self, path: Path) -> None:
+        """Take the secrets (its str fields) kept in `path` by an earlier run, and keep there
+        those it did not have yet. `make up` keeps its databases from one run to the next: with new secrets, the
+        sealed tokens of mails not sent yet would no longer open, and rooms' PINs would change."""
+        names = [item.name for item in fields(self) if item.type in (str, "str")]
+        kept = json.loads(path.read_text()) if path.exists() else {}
+        for name in names:
+            if isinstance(kept.get(name), str):
+                setattr(self, name, kept[name])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(json.dumps({name: getattr(self, name) for name in names}))
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"

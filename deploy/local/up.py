@@ -13,6 +13,7 @@ def main() -> int:
     started = time.monotonic()
     stack = Stack.from_env()
     system = System(stack, log_dir=Path(stack.state_dir) / "service-logs")
+    system.keep_secrets(Path(stack.state_dir) / "secrets.json")
 
     def request_stop(signum: int, _frame: object) -> None:
         # A second Ctrl-C or SIGTERM (uv and make forward signals too) must not cut the clean stop short.
