@@ -7,6 +7,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from webhook_receiver import Tls, make_tls
 
 from system import WITH_DATABASE, System
 
@@ -28,7 +29,13 @@ TEST_GATEWAY_METRICS_PORT = 28050 + _OFFSET
 
 
 @pytest.fixture(scope="session")
-async def system(stack, kafka) -> AsyncIterator[System]:  # type: ignore[no-untyped-def]
+def webhook_tls(stack) -> Tls:  # type: ignore[no-untyped-def]
+    """The CA the notifier trusts for webhook receivers, and a certificate it signed for test receivers on 127.0.0.1."""
+    return make_tls(Path(stack.state_dir) / "webhook-tls")
+
+
+@pytest.fixture(scope="session")
+async def system(stack, kafka, webhook_tls) -> AsyncIterator[System]:  # type: ignore[no-untyped-def]
     """Services on fresh databases: state left by an earlier run (e.g. login throttles) must not leak in."""
     admin = await asyncpg.connect(stack.database_url("postgres").replace("+asyncpg", ""))
     try:
@@ -43,6 +50,12 @@ async def system(stack, kafka) -> AsyncIterator[System]:  # type: ignore[no-unty
     }
     # tests read the planning right after changing it: no answer reused (servicekit.read_cache has tests of its own)
     limits |= {"CATALOGUE_PLANNING_CACHE_SECONDS": "0", "GATEWAY_PLANNING_CACHE_SECONDS": "0"}
+    # webhook receivers of the tests: their CA trusted, and a failing one given up (and disabled) within seconds
+    limits |= {
+        "NOTIFIER_WEBHOOK_CA_BUNDLE": str(webhook_tls.ca),
+        "NOTIFIER_WEBHOOK_MAX_ATTEMPTS": "3",
+        "NOTIFIER_WEBHOOK_BACKOFF_BASE_SECONDS": "0.2",
+    }
     running = System(
         stack,
         log_dir=Path(stack.state_dir) / "service-logs",

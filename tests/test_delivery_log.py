@@ -74,7 +74,7 @@ async def test_an_organiser_sees_a_sent_mail_and_filters_by_recipient_and_status
     )
     assert (delivery["status"], delivery["attempts"], delivery["last_error"]) == ("sent", 1, None)
     assert delivery["sent_at"] is not None
-    assert answer["counts"] == {"pending": 0, "sent": 1, "failed": 0}
+    assert answer["counts"] == {"pending": 0, "sent": 1, "failed": 0, "skipped": 0}
     assert (answer["total"], answer["limit"], answer["offset"]) == (1, 50, 0)
 
     by_prefix = await gateway.get(LOG, params={"recipient_prefix": manager.email[:12].upper()}, headers=organiser)
@@ -118,7 +118,7 @@ async def test_a_refused_address_fails_at_once_with_the_servers_reply(gateway, o
     assert (delivery["template"], delivery["attempts"], delivery["sent_at"]) == ("member_invitation", 1, None)
     assert "550" in delivery["last_error"] and "mailbox unavailable" in delivery["last_error"]
     assert "token" not in delivery["last_error"]
-    assert answer["counts"] == {"pending": 0, "sent": 0, "failed": 1}
+    assert answer["counts"] == {"pending": 0, "sent": 0, "failed": 1, "skipped": 0}
     assert await mails_to(system.stack.mail_api, bouncing) == []
 
 

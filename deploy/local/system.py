@@ -39,6 +39,14 @@ class System:
     event_secret_keys: str = field(
         default_factory=lambda: "k1:" + base64.b64encode(secrets.token_bytes(32)).decode(), repr=False
     )
+    # seals the signing secrets of the accounts' outgoing webhook endpoints in the notifier's database
+    webhook_secret_keys: str = field(
+        default_factory=lambda: "k1:" + base64.b64encode(secrets.token_bytes(32)).decode(), repr=False
+    )
+    # signs the reminders' unsubscribe links (notifier.preferences)
+    unsubscribe_key: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
+    # the mail provider's bounce reports authenticate with it (gateway.notifications: POST /hooks/mail/bounces)
+    bounce_webhook_token: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
     # signs the payment provider's webhooks (the local sandbox signs as Stripe does; billing checks)
     webhook_secret: str = field(default_factory=lambda: "whsec_" + secrets.token_urlsafe(24), repr=False)
     # keys the conference rooms' PINs and passwords, and signs the Jitsi tokens (catalogue.rooms)
@@ -90,8 +98,12 @@ class System:
                 "NOTIFIER_SMTP_HOST": "127.0.0.1",
                 "NOTIFIER_SMTP_PORT": str(self.stack.ports.smtp),
                 "NOTIFIER_PUBLIC_BASE_URL": self.url("gateway"),
+                "NOTIFIER_UNSUBSCRIBE_KEY": self.unsubscribe_key,
                 # the catcher takes SMS too, through the same HTTP API as a real SMS gateway (notifier.sms)
                 "NOTIFIER_SMS_GATEWAY_URL": f"{self.stack.mail_api}/sms",
+                "NOTIFIER_WEBHOOK_SECRET_KEYS": self.webhook_secret_keys,
+                # local receivers listen on 127.0.0.1, which a deployed notifier refuses to call
+                "NOTIFIER_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
             }
             if "billing" in self.ports:  # where the PDFs the billing mails attach are fetched
                 env["NOTIFIER_BILLING_URL"] = self.url("billing")
@@ -118,6 +130,7 @@ class System:
             if "catalogue" in self.ports:  # themes, sessions, planning; without it their pages and routes answer 503
                 env["GATEWAY_CATALOGUE_URL"] = self.url("catalogue")
             env["GATEWAY_SECRET_KEY"] = self.secret_key
+            env["GATEWAY_BOUNCE_WEBHOOK_TOKEN"] = self.bounce_webhook_token
             # a permanent room's join form redirects to the conference server: the CSP's form-action must allow it
             env["GATEWAY_FORM_ACTION_ORIGINS"] = f"https://{LOCAL_JITSI_DOMAIN}"
             env["GATEWAY_METRICS_PORT"] = str(self.metrics_port_of_gateway())

@@ -274,17 +274,18 @@ def test_every_billing_event_makes_mails_or_is_known_to_make_none():
     assert set(TOPICS["billing.invoice"].events) == set(INVOICE_MAILS)
 
 
-def test_the_consumers_subscribe_exactly_to_the_events_that_make_a_mail():
+def test_the_consumers_subscribe_exactly_to_the_events_that_make_a_mail_or_a_webhook():
     from notifier.main import service
+    from notifier.webhooks import INVOICE_WEBHOOKS, WALLET_WEBHOOKS
 
     consumers = {c.name: c for c in service.consumers}
     assert (consumers["wallet-mails"].topic, set(consumers["wallet-mails"].events)) == (
         "billing.wallet",
-        set(WALLET_MAILS),
+        set(WALLET_MAILS) | set(WALLET_WEBHOOKS),
     )
     assert (consumers["invoice-mails"].topic, set(consumers["invoice-mails"].events)) == (
         "billing.invoice",
-        set(INVOICE_MAILS),
+        set(INVOICE_MAILS) | set(INVOICE_WEBHOOKS),
     )
 
 

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from litestar import Controller, get
 from litestar.params import Parameter
 
-from notifier import delivery_log
+from notifier import delivery_log, preferences_api, webhooks_api
 from servicekit.inputs import EmailInput, Offset, checked_query, text
 from servicekit.runtime import Service
 
@@ -38,4 +38,4 @@ class DeliveriesController(Controller):
             return await delivery_log.page(session, filters, limit=limit, offset=offset)
 
 
-CONTROLLERS = [DeliveriesController]
+CONTROLLERS = [DeliveriesController, *preferences_api.CONTROLLERS, *webhooks_api.WEBHOOK_CONTROLLERS]

@@ -24,6 +24,7 @@ from contracts.events.billing import (
     TokensExpiringSoon,
 )
 from notifier import service as notifier
+from notifier import webhooks
 from notifier.handlers import Mail
 from notifier.settings import NotifierSettings
 
@@ -160,7 +161,11 @@ def billing_mails(event: Event, settings: NotifierSettings) -> list[Mail]:
 
 
 def billing_handlers(settings: NotifierSettings):  # type: ignore[no-untyped-def]
+    """Plans the mails of a billing event, and its webhooks (notifier.webhooks: invoices, credited tokens)."""
+    keyring = settings.keyring()
+
     async def on_billing_event(session: AsyncSession, envelope: Envelope) -> None:
+        await webhooks.plan_event(session, envelope, settings.public_base_url, keyring)
         account_id = envelope.event.account_id
         for mail in billing_mails(envelope.event, settings):
             await notifier.plan(

@@ -6,13 +6,18 @@ recorded once.
   `next_attempt_at` `lease_seconds` ahead, and commits at once: no lock is held while mail is sent, and a burst
   of bulk mail never holds up a password reset. Other replicas skip leased rows; the rows of a replica killed
   mid-send are taken again once their lease lapses.
-- **Send.** At most `concurrency` at a time (the SMTP pool's size) and `rate_per_second` (a token bucket; 0: no
-  limit). Rendering, attachments and the channel's answer decide the outcome.
+- **Send.** Mail and SMS in one loop, webhooks in another (`run_forever`), so that a slow receiver never delays
+  a mail. By the row's channel: a mail at most `concurrency` at a time (the SMTP pool's size) and
+  `rate_per_second` (a token bucket; 0: no limit); a webhook through notifier.webhooks, `webhook_concurrency` at a
+  time. Rendering, attachments and the channel's answer decide the outcome. Not sent at all (one query a pass,
+  notifier.preferences): a reminder to an institution that opted out -> `skipped`, no event; a mail to an address
+  that bounces -> `failed` at once. A mailbox refused at RCPT TO (`RecipientRefused`) is marked bouncing.
 - **Record.** Outcomes as a group commit (`Recorder`: those that arrive while one transaction is written go in the
   next), each only while the row is still this attempt's (status pending, same attempt count): sent -> `sent`,
   NotificationSent; a transient failure (`TransientDeliveryError`, or anything unexpected) -> tried again after an
-  exponential backoff with full jitter, up to `max_attempts`; a permanent one (`Undeliverable`) or the last attempt
-  -> `failed` at once, NotificationFailed. Nothing is dropped: every delivery ends sent or failed, and failures
+  exponential backoff with full jitter, up to `max_attempts` (a webhook's own: `Policy.for_channel`); a permanent
+  one (`Undeliverable`) or the last attempt -> `failed` at once, NotificationFailed (for a webhook, its endpoint is
+  disabled instead: notifier.webhooks.disable). Nothing is dropped: every delivery ends sent or failed, and failures
   are in the delivery log.
 
 The one window left: a mail the server accepted whose outcome was not recorded yet (the process killed in those
@@ -20,39 +25,46 @@ few milliseconds) is sent again when its lease lapses. It carries the same Messa
 by which mailboxes know it as the same mail."""
 
 import asyncio
+import dataclasses
 import logging
 import random
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy import Integer, Row, Uuid, column, func, select, update, values
+from sqlalchemy import Integer, Row, SmallInteger, Uuid, cast, column, func, select, update, values
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.events.notifier import NotificationFailed, NotificationSent
+from notifier import preferences
 from notifier.models import deliveries
+from notifier.preferences import Skipped, UnsubscribeLinks
 from notifier.service import (
     ATTACHMENTS,
+    REMINDERS,
+    UNSUBSCRIBE_URL,
     Documents,
     Mailer,
     NoDocuments,
+    RecipientRefused,
     Undeliverable,
     attachments_of,
     compose,
     render,
 )
+from notifier.webhooks import WebhookSender, disable
 from servicekit.db import Database
 from servicekit.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "email"
 DELIVERIES = Counter(
     "notifier_deliveries_total",
-    "Delivery attempts by outcome (sent, retried, failed)",
+    "Delivery attempts by outcome (sent, retried, failed, skipped)",
     ["template", "channel", "outcome"],
 )
 SEND_SECONDS = Histogram(
@@ -61,8 +73,12 @@ SEND_SECONDS = Histogram(
     ["channel"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
-PENDING = Gauge("notifier_deliveries_pending", "Deliveries due and not yet sent (the queue's depth)")
-OLDEST_PENDING = Gauge("notifier_oldest_pending_delivery_age_seconds", "How long the oldest due delivery has waited")
+PENDING = Gauge("notifier_deliveries_pending", "Deliveries due and not yet sent (the queue's depth)", ["channel"])
+OLDEST_PENDING = Gauge(
+    "notifier_oldest_pending_delivery_age_seconds", "How long the oldest due delivery has waited", ["channel"]
+)
+# Each group has its own loop: a webhook receiver that takes its time answering never delays a mail's pass.
+MESSAGE_CHANNELS, WEBHOOK_CHANNELS = ("email", "sms"), ("webhook",)
 
 
 @dataclass(frozen=True)
@@ -75,6 +91,27 @@ class Policy:
     backoff_base_seconds: float = 5.0
     backoff_cap_seconds: float = 3600.0
     rate_per_second: float = 0.0
+    # webhooks: a receiver down for a deploy is waited for longer than a mail server; they have their own gate,
+    # so that slow receivers never hold the SMTP connections' turn, and no rate (the provider's quota is mail's)
+    webhook_max_attempts: int = 12
+    webhook_backoff_base_seconds: float = 60.0
+    webhook_backoff_cap_seconds: float = 6 * 3600.0
+    webhook_concurrency: int = 20
+    public_base_url: str = ""  # the portal, linked from the mail telling that a webhook endpoint was disabled
+    unsubscribe: UnsubscribeLinks | None = None  # the reminders' unsubscribe links (notifier.preferences)
+
+    def for_channel(self, channel: str) -> "Policy":
+        if channel == "webhook":
+            return dataclasses.replace(
+                self,
+                max_attempts=self.webhook_max_attempts,
+                backoff_base_seconds=self.webhook_backoff_base_seconds,
+                backoff_cap_seconds=self.webhook_backoff_cap_seconds,
+            )
+        return self
+
+
+Outcome = tuple[Row[Any], Exception | None, int | None]  # the row, its failure if any, a receiver's HTTP status
 
 
 class TokenBucket:
@@ -106,12 +143,19 @@ def backoff(attempts: int, policy: Policy, rng: random.Random = random.SystemRan
     return timedelta(seconds=rng.uniform(policy.backoff_base_seconds / 2, max(ceiling, policy.backoff_base_seconds)))
 
 
-async def claim(db: Database, policy: Policy, now: datetime) -> list[Row[Any]]:
-    """Lease the due deliveries of one pass (module docstring); their rows as they are after the claim."""
+async def claim(
+    db: Database, policy: Policy, now: datetime, channels: Sequence[str] = MESSAGE_CHANNELS + WEBHOOK_CHANNELS
+) -> list[Row[Any]]:
+    """Lease the due deliveries of one pass on `channels` (module docstring); their rows as they are after the
+    claim."""
     async with db.transaction() as session:
         due = (
             select(deliveries.c.id)
-            .where(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now)
+            .where(
+                deliveries.c.status == "pending",
+                deliveries.c.next_attempt_at <= now,
+                deliveries.c.channel.in_(channels),
+            )
             .order_by(deliveries.c.priority, deliveries.c.next_attempt_at)
             .limit(policy.batch)
             .with_for_update(skip_locked=True)
@@ -138,25 +182,34 @@ async def deliver(
     *,
     documents: Documents | None = None,
     bucket: TokenBucket | None = None,
+    webhooks: WebhookSender | None = None,
 ) -> None:
-    """Send the claimed rows, `policy.concurrency` at a time, and record their outcomes (a group commit)."""
+    """Send the claimed rows, `policy.concurrency` mails and `policy.webhook_concurrency` webhooks at a time, and
+    record their outcomes (a group commit)."""
     documents = documents or NoDocuments()
     bucket = bucket or TokenBucket(policy.rate_per_second)
-    gate = asyncio.Semaphore(policy.concurrency)
+    mail_gate = asyncio.Semaphore(policy.concurrency)
+    webhook_gate = asyncio.Semaphore(policy.webhook_concurrency)
     recorder = Recorder(db, outbox, policy)
+    held = await preferences.held_back(db, rows)
 
     async def one(row: Row[Any]) -> None:
-        async with gate:
-            await bucket.acquire()
+        if row.id in held:  # opted out, or to an address that bounces: not sent, recorded all the same
+            await recorder.add(row, held[row.id])
+            return
+        webhook = row.channel == "webhook"
+        async with webhook_gate if webhook else mail_gate:
+            if not webhook:
+                await bucket.acquire()
             started = time.monotonic()
             try:
-                await _send(mailer, row, policy, documents)
+                status = await _send_webhook(webhooks, row) if webhook else await _send(mailer, row, policy, documents)
             except Exception as exc:  # every failure is recorded: retried, or failed for good
-                await recorder.add(row, exc)
+                await recorder.add(row, exc, getattr(exc, "code", None) if webhook else None)
             else:
-                await recorder.add(row, None)
+                await recorder.add(row, None, status)
             finally:
-                SEND_SECONDS.labels(CHANNEL).observe(time.monotonic() - started)
+                SEND_SECONDS.labels(row.channel).observe(time.monotonic() - started)
 
     try:
         await asyncio.gather(*(one(row) for row in rows))
@@ -167,10 +220,21 @@ async def deliver(
 async def _send(mailer: Mailer, row: Row[Any], policy: Policy, documents: Documents) -> None:
     variables = dict(row.context or {})
     references = variables.pop(ATTACHMENTS, [])
+    unsubscribe_url = None
+    if row.template in REMINDERS and row.account_id is not None and policy.unsubscribe is not None:
+        unsubscribe_url = variables[UNSUBSCRIBE_URL] = policy.unsubscribe.url(row.account_id)
     rendered = render(row.template, row.language, variables)
     files = await attachments_of(references, documents)
-    message = compose(policy.sender, row.recipient, rendered, row.language, files, delivery_id=row.id)
+    message = compose(
+        policy.sender, row.recipient, rendered, row.language, files, delivery_id=row.id, unsubscribe_url=unsubscribe_url
+    )
     await mailer.send(message)
+
+
+async def _send_webhook(webhooks: WebhookSender | None, row: Row[Any]) -> int:
+    if webhooks is None:
+        raise RuntimeError("no webhook sender is configured")
+    return await webhooks.send(row)
 
 
 class Recorder:
@@ -182,11 +246,11 @@ class Recorder:
 
     def __init__(self, db: Database, outbox: Outbox, policy: Policy) -> None:
         self.db, self.outbox, self.policy = db, outbox, policy
-        self._outcomes: list[tuple[Row[Any], Exception | None]] = []
+        self._outcomes: list[Outcome] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def add(self, row: Row[Any], failure: Exception | None) -> None:
-        self._outcomes.append((row, failure))
+    async def add(self, row: Row[Any], failure: Exception | None, response_status: int | None = None) -> None:
+        self._outcomes.append((row, failure, response_status))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.ensure_future(self._write())
 
@@ -203,19 +267,17 @@ class Recorder:
             await self._writer
 
 
-async def record(
-    db: Database, outbox: Outbox, outcomes: Sequence[tuple[Row[Any], Exception | None]], policy: Policy
-) -> None:
+async def record(db: Database, outbox: Outbox, outcomes: Sequence[Outcome], policy: Policy) -> None:
     """Each outcome, in one transaction, where the row is still that attempt's (status pending, same attempt
     count): a late answer for an attempt whose lease lapsed and was taken again changes nothing."""
     now = datetime.now(UTC)
-    sent = [row for row, failure in outcomes if failure is None]
+    sent = [(row, response_status) for row, failure, response_status in outcomes if failure is None]
     async with db.transaction() as session:
         events: list[Any] = []
         if sent:
-            attempt = values(column("id", Uuid), column("attempts", Integer), name="attempt").data(
-                [(row.id, row.attempts) for row in sent]
-            )
+            attempt = values(
+                column("id", Uuid), column("attempts", Integer), column("response_status", Integer), name="attempt"
+            ).data([(row.id, row.attempts, response_status) for row, response_status in sent])
             recorded = set(
                 (
                     await session.execute(
@@ -225,14 +287,24 @@ async def record(
                             deliveries.c.attempts == attempt.c.attempts,
                             deliveries.c.status == "pending",
                         )
-                        .values(status="sent", sent_at=now, context=None, last_error=None)
+                        .values(
+                            status="sent",
+                            sent_at=now,
+                            context=None,
+                            last_error=None,
+                            # a column of NULLs alone would be read as text
+                            response_status=cast(attempt.c.response_status, SmallInteger),
+                        )
                         .returning(deliveries.c.id)
                     )
                 ).scalars()
             )
-            for row in sent:
+            for row, _ in sent:
                 if row.id not in recorded:
                     log.warning("delivery %s was sent after its lease lapsed; another attempt owns it now", row.id)
+                    continue
+                DELIVERIES.labels(row.template, row.channel, "sent").inc()
+                if row.channel == "webhook":  # the notifier.delivery events tell of messages to people only
                     continue
                 events.append(
                     NotificationSent(
@@ -243,34 +315,54 @@ async def record(
                         sent_at=now,
                     )
                 )
-                DELIVERIES.labels(row.template, CHANNEL, "sent").inc()
-        for row, failure in outcomes:
-            if failure is not None and (event := await _record_failure(session, row, failure, policy, now)):
+        for row, failure, response_status in outcomes:
+            if failure is None:
+                continue
+            if event := await _record_failure(session, row, failure, response_status, policy, now):
                 events.append(event)
         await outbox.add_all(session, events)
 
 
 async def _record_failure(
-    session: AsyncSession, row: Row[Any], exc: Exception, policy: Policy, now: datetime
+    session: AsyncSession, row: Row[Any], exc: Exception, response_status: int | None, policy: Policy, now: datetime
 ) -> NotificationFailed | None:
+    """Retried or failed for good; a webhook failing for good disables its endpoint, in this same transaction
+    (notifier.webhooks.disable: its manager is told)."""
     error = (getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}")[:1000]
-    gave_up = isinstance(exc, Undeliverable) or row.attempts >= policy.max_attempts
-    log.warning("delivery %s attempt %d failed%s: %s", row.id, row.attempts, " for good" if gave_up else "", error)
+    policy = policy.for_channel(row.channel)
+    skipped = isinstance(exc, Skipped)
+    gave_up = skipped or isinstance(exc, Undeliverable) or row.attempts >= policy.max_attempts
+    if skipped:
+        log.info("delivery %s not sent: %s", row.id, error)
+    else:
+        log.warning("delivery %s attempt %d failed%s: %s", row.id, row.attempts, " for good" if gave_up else "", error)
     recorded = await session.execute(
         update(deliveries)
         .where(deliveries.c.id == row.id, deliveries.c.status == "pending", deliveries.c.attempts == row.attempts)
         .values(
             last_error=error,
-            status="failed" if gave_up else "pending",
+            status="skipped" if skipped else "failed" if gave_up else "pending",
             context=None if gave_up else row.context,
             next_attempt_at=now if gave_up else now + _wait(exc, row.attempts, policy),
+            response_status=response_status,
         )
         .returning(deliveries.c.id)
     )
     if recorded.first() is None or not gave_up:
-        DELIVERIES.labels(row.template, CHANNEL, "retried").inc()
+        DELIVERIES.labels(row.template, row.channel, "retried").inc()
         return None
-    DELIVERIES.labels(row.template, CHANNEL, "failed").inc()
+    if skipped:
+        DELIVERIES.labels(row.template, row.channel, "skipped").inc()
+        return None
+    DELIVERIES.labels(row.template, row.channel, "failed").inc()
+    if isinstance(exc, RecipientRefused):
+        await preferences.mark_bouncing(session, row.recipient, error, source="smtp", account_id=row.account_id)
+    if row.channel == "webhook":
+        reason = error if isinstance(exc, Undeliverable) else f"{row.attempts} attempts failed, the last: {error}"
+        await disable(
+            session, uuid.UUID(row.recipient), reason, public_base_url=policy.public_base_url, caused_by=row.id
+        )
+        return None  # the notifier.delivery events tell of messages to people only
     return NotificationFailed(
         delivery_id=row.id,
         template=row.template,
@@ -288,17 +380,22 @@ def _wait(exc: Exception, attempts: int, policy: Policy) -> timedelta:
     return max(wait, timedelta(seconds=asked)) if isinstance(asked, int | float) else wait
 
 
-async def measure(db: Database, now: datetime) -> None:
+async def measure(db: Database, now: datetime, channels: Sequence[str]) -> None:
     async with db.transaction() as session:
-        count, oldest = (
-            await session.execute(
-                select(func.count(), func.min(deliveries.c.next_attempt_at)).where(
-                    deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now
-                )
+        measured = await session.execute(
+            select(deliveries.c.channel, func.count(), func.min(deliveries.c.next_attempt_at))
+            .where(
+                deliveries.c.status == "pending",
+                deliveries.c.next_attempt_at <= now,
+                deliveries.c.channel.in_(channels),
             )
-        ).one()
-    PENDING.set(count)
-    OLDEST_PENDING.set((now - oldest).total_seconds() if oldest else 0)
+            .group_by(deliveries.c.channel)
+        )
+        queues = {channel: (count, oldest) for channel, count, oldest in measured.tuples()}
+    for channel in channels:
+        count, oldest = queues.get(channel, (0, None))
+        PENDING.labels(channel).set(count)
+        OLDEST_PENDING.labels(channel).set((now - oldest).total_seconds() if oldest else 0)
 
 
 async def run_forever(
@@ -309,15 +406,34 @@ async def run_forever(
     *,
     poll_seconds: float,
     documents: Documents | None = None,
+    webhooks: WebhookSender | None = None,
+) -> None:
+    """The delivery loops, one per group of channels (MESSAGE_CHANNELS, WEBHOOK_CHANNELS), side by side."""
+    await asyncio.gather(
+        _loop(db, outbox, mailer, policy, MESSAGE_CHANNELS, poll_seconds=poll_seconds, documents=documents),
+        _loop(db, outbox, mailer, policy, WEBHOOK_CHANNELS, poll_seconds=poll_seconds, webhooks=webhooks),
+    )
+
+
+async def _loop(
+    db: Database,
+    outbox: Outbox,
+    mailer: Mailer,
+    policy: Policy,
+    channels: Sequence[str],
+    *,
+    poll_seconds: float,
+    documents: Documents | None = None,
+    webhooks: WebhookSender | None = None,
 ) -> None:
     """Pass after pass: claim, send, record; at once again while a pass was full, else after `poll_seconds`."""
     bucket = TokenBucket(policy.rate_per_second)
     while True:
         claimed: list[Row[Any]] = []
         try:
-            await measure(db, datetime.now(UTC))
-            claimed = await claim(db, policy, datetime.now(UTC))
-            await deliver(db, outbox, mailer, claimed, policy, documents=documents, bucket=bucket)
+            await measure(db, datetime.now(UTC), channels)
+            claimed = await claim(db, policy, datetime.now(UTC), channels)
+            await deliver(db, outbox, mailer, claimed, policy, documents=documents, bucket=bucket, webhooks=webhooks)
         except Exception:
             log.exception("delivery pass failed; its leased deliveries are taken again when their lease lapses")
         if len(claimed) < policy.batch:

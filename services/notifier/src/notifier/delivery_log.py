@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifier.models import deliveries
 
-STATUSES = ("pending", "sent", "failed")
-Status = Literal["pending", "sent", "failed"]
+STATUSES = ("pending", "sent", "failed", "skipped")  # skipped: a reminder the institution opted out of
+Status = Literal["pending", "sent", "failed", "skipped"]
 LAST_ERROR_SHOWN = 300
 SHOWN = (
     deliveries.c.id,

@@ -32,7 +32,7 @@ import aiosmtplib
 import dkim
 
 from notifier.dkim_signing import DkimSigner
-from notifier.service import DeliveryError, TransientDeliveryError, Undeliverable
+from notifier.service import DeliveryError, RecipientRefused, TransientDeliveryError, Undeliverable
 from notifier.settings import NotifierSettings
 
 __all__ = [
@@ -359,6 +359,8 @@ class SmtpPool:
             if len(refused) == len(envelope.recipients):
                 await self._reset(connection)
                 replies = "; ".join(f"{address}: {_describe(exc)}" for address, exc in refused.items())
+                if all(_mailbox_refused(exc) for exc in refused.values()):
+                    raise RecipientRefused(f"every recipient refused (RCPT TO): {replies}", code=_first_code(refused))
                 if all(_permanent(exc) for exc in refused.values()):
                     raise Undeliverable(f"every recipient refused (RCPT TO): {replies}", code=_first_code(refused))
                 raise TransientDeliveryError(
@@ -436,6 +438,12 @@ class SmtpMailer(SmtpPool):
 
 def _permanent(exc: aiosmtplib.SMTPResponseException) -> bool:
     return 500 <= exc.code < 600
+
+
+def _mailbox_refused(exc: aiosmtplib.SMTPResponseException) -> bool:
+    """A hard bounce: a 5xx to RCPT about the mailbox, not our relay's policy refusing us (530, or an enhanced
+    status 5.7.x: authentication required, relaying denied), which would otherwise mark every address bouncing."""
+    return _permanent(exc) and exc.code != 530 and not exc.message.lstrip().startswith("5.7.")
 
 
 def _first_code(refused: dict[str, aiosmtplib.SMTPRecipientRefused]) -> int | None:

@@ -15,7 +15,7 @@ from contracts.events.accounts import (
     SignUpAttemptedWithTakenEmail,
     VerificationLinkRequested,
 )
-from notifier import delivery
+from notifier import delivery, preferences, webhooks
 from notifier.api import CONTROLLERS
 from notifier.billing_mails import INVOICE_MAILS, WALLET_MAILS, billing_handlers
 from notifier.delivery import Policy
@@ -46,8 +46,15 @@ service.consume(
         *SUPERSEDED_ACCOUNT_MAILS,
     ],  # keep in step with ACCOUNT_MAILS
 )(account_handlers(settings))
-service.consume("billing.wallet", "wallet-mails", events=list(WALLET_MAILS))(billing_handlers(settings))
-service.consume("billing.invoice", "invoice-mails", events=list(INVOICE_MAILS))(billing_handlers(settings))
+service.consume("billing.wallet", "wallet-mails", events=[*WALLET_MAILS, *webhooks.WALLET_WEBHOOKS])(
+    billing_handlers(settings)
+)
+service.consume("billing.invoice", "invoice-mails", events=[*INVOICE_MAILS, *webhooks.INVOICE_WEBHOOKS])(
+    billing_handlers(settings)
+)
+service.consume("enrollment.enrollment", "enrollment-webhooks", events=webhooks.ENROLLMENT_WEBHOOKS)(
+    webhooks.webhook_handlers(settings)
+)
 mailer = SmtpPool.from_settings(settings)
 documents = BillingDocuments.from_settings(settings)
 policy = Policy(
@@ -56,10 +63,15 @@ policy = Policy(
     concurrency=settings.delivery_concurrency,
     rate_per_second=settings.delivery_rate_per_second,
     lease_seconds=settings.delivery_lease_seconds,
+    webhook_max_attempts=settings.webhook_max_attempts,
+    webhook_backoff_base_seconds=settings.webhook_backoff_base_seconds,
+    public_base_url=settings.public_base_url,
+    unsubscribe=preferences.links(settings),
 )
 
 
 async def deliver_forever() -> None:
+    sender = webhooks.WebhookSender.from_settings(settings, service.db)  # one HTTP client for the process
     try:
         await delivery.run_forever(
             service.db,
@@ -68,9 +80,11 @@ async def deliver_forever() -> None:
             policy,
             poll_seconds=settings.delivery_poll_seconds,
             documents=documents,
+            webhooks=sender,
         )
     finally:
         await mailer.close()
+        await sender.aclose()
 
 
 service.run_in_background(deliver_forever)

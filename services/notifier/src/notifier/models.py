@@ -1,6 +1,7 @@
 """Tables of the notifier: the deliveries it owes and their log."""
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -16,7 +17,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 metadata = MetaData()
 
@@ -38,9 +39,14 @@ deliveries = Table(
     Column("account_id", Uuid),  # whose mail it is, to erase when the account closes
     # 0: transactional (a reset link, a receipt) goes first; 1: bulk (a fan-out of reminders) waits behind it
     Column("priority", SmallInteger, nullable=False, server_default="0"),
+    # email, sms, or webhook (then `recipient` is the endpoint's id and `template` the event type)
+    Column("channel", String(10), nullable=False, server_default="email"),
+    Column("response_status", SmallInteger),  # the HTTP status a webhook receiver answered, last attempt
     UniqueConstraint("event_id", "template", "recipient", name="deliveries_once_per_event"),
-    CheckConstraint("status IN ('pending', 'sent', 'failed')", name="deliveries_status"),
+    # skipped: a reminder to an account that opted out of reminders (notifier.preferences)
+    CheckConstraint("status IN ('pending', 'sent', 'failed', 'skipped')", name="deliveries_status"),
     CheckConstraint("priority IN (0, 1)", name="deliveries_priority_check"),
+    CheckConstraint("channel IN ('email', 'sms', 'webhook')", name="deliveries_channel"),
     Index("deliveries_account", "account_id"),
     Index("deliveries_due", "priority", "next_attempt_at", postgresql_where=text("status = 'pending'")),
     Index("deliveries_created", "created_at"),  # the delivery log, newest first
@@ -50,4 +56,56 @@ Index(
     "deliveries_recipient",
     func.lower(deliveries.c.recipient).label("recipient_lower"),
     postgresql_ops={"recipient_lower": "text_pattern_ops"},
+)
+
+# Outgoing webhooks (notifier.webhooks): an account's HTTPS endpoints and the event types each is sent
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("account_id", Uuid, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("description", Text),
+    Column("events", ARRAY(Text), nullable=False),
+    # the signing secret, sealed with NOTIFIER_WEBHOOK_SECRET_KEYS (never stored in clear); during a rotation's
+    # overlap the previous one still signs, until previous_secret_expires_at
+    Column("secret_sealed", Text, nullable=False),
+    Column("previous_secret_sealed", Text),
+    Column("previous_secret_expires_at", DateTime(timezone=True)),
+    Column("status", String(10), nullable=False, server_default="active"),
+    Column("disabled_reason", Text),
+    Column("disabled_at", DateTime(timezone=True)),
+    Column("created_by_email", String(320), nullable=False),  # the manager told when the endpoint is disabled
+    Column("language", String(2), nullable=False, server_default="fr"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("status IN ('active', 'disabled')", name="webhook_endpoints_status"),
+    Index("webhook_endpoints_account", "account_id"),
+)
+
+# What an institution chose to receive (notifier.preferences): no row, every mail.
+notification_preferences = Table(
+    "notification_preferences",
+    metadata,
+    Column("account_id", Uuid, primary_key=True),
+    Column("reminders", Boolean, nullable=False, server_default=text("true")),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_by", Text),  # the user who chose, or "unsubscribe link"
+)
+
+# Addresses whose mailbox refused mail for good (a hard bounce): mail to them fails at once until cleared.
+bouncing_addresses = Table(
+    "bouncing_addresses",
+    metadata,
+    Column("address", String(320), primary_key=True),  # lower-cased
+    Column("kind", String(10), nullable=False, server_default="hard"),
+    Column("reason", Text, nullable=False),
+    Column("source", String(10), nullable=False),  # smtp: refused at RCPT TO; report: a provider's bounce report
+    Column("first_seen_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("account_id", Uuid),  # whose managers are told: the account of the mail that bounced
+    CheckConstraint("address = lower(address)", name="bouncing_addresses_lower"),
+    CheckConstraint("kind IN ('hard')", name="bouncing_addresses_kind"),
+    CheckConstraint("source IN ('smtp', 'report')", name="bouncing_addresses_source"),
+    Index("bouncing_addresses_account", "account_id"),
 )

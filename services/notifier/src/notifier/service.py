@@ -28,11 +28,11 @@ from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import escape
-from sqlalchemy import case, func, update
+from sqlalchemy import case, delete, func, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notifier.models import deliveries
+from notifier.models import bouncing_addresses, deliveries, notification_preferences, webhook_endpoints
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,11 @@ class Undeliverable(DeliveryError):
     attach no longer exists)."""
 
 
+class RecipientRefused(Undeliverable):
+    """The mail server refused the recipient's mailbox for good (a 5xx to RCPT saying the mailbox is bad, not a
+    policy refusal of our relay): a hard bounce, after which the address is marked bouncing (notifier.preferences)."""
+
+
 class TransientDeliveryError(DeliveryError):
     """This attempt failed but a later one may succeed: an SMTP 4xx reply (greylisting, a full queue, 421), the
     mail server unreachable, refusing or dropping the connection, a timeout, or a TLS or login failure with our
@@ -113,6 +118,16 @@ class TransientDeliveryError(DeliveryError):
 
 
 ATTACHMENTS = "attachments"  # the variable holding a mail's attachment references; not given to the template
+
+# The reminders: mail a person may opt out of for their institution (notifier.preferences). Every other template is
+# transactional (an account's links, receipts, invoices) and always goes. A reminder is planned as bulk and sent
+# with its unsubscribe link, as `unsubscribe_url` and in List-Unsubscribe. Adding one is one line here.
+REMINDERS = frozenset(
+    {
+        "tokens_expiring",
+    }
+)
+UNSUBSCRIBE_URL = "unsubscribe_url"  # a reminder's variable, given when it is sent (notifier.delivery)
 
 
 def attachment(document_id: uuid.UUID, account_id: uuid.UUID, filename: str) -> dict[str, str]:
@@ -151,8 +166,8 @@ async def plan(
 ) -> None:
     """Record a mail to send; the same event asking twice plans it once. It is rendered once here: a template that
     needs a variable the event did not give raises (jinja2's UndefinedError), so the event goes to the dead letters
-    with that reason instead of a mail going out wrong. `bulk`: a fan-out (reminders) that waits behind
-    transactional mail (notifier.delivery)."""
+    with that reason instead of a mail going out wrong. `bulk`: a fan-out that waits behind transactional mail
+    (notifier.delivery); a reminder always is."""
     render(template, language, {name: value for name, value in variables.items() if name != ATTACHMENTS})
     await session.execute(
         insert(deliveries)
@@ -164,7 +179,7 @@ async def plan(
             language=language,
             recipient=recipient,
             context=variables,
-            priority=1 if bulk else 0,
+            priority=1 if bulk or template in REMINDERS else 0,
         )
         .on_conflict_do_nothing(constraint="deliveries_once_per_event")
     )
@@ -172,8 +187,9 @@ async def plan(
 
 
 async def forget_account(session: AsyncSession, account_id: uuid.UUID, *, except_event: uuid.UUID) -> None:
-    """Erase the addresses and variables of a closed account's mails, and cancel those not sent yet; the
-    closure notices themselves (`except_event`) are still to be sent."""
+    """Erase the addresses and variables of a closed account's mails (and webhooks), and cancel those not sent yet;
+    the closure notices themselves (`except_event`) are still to be sent. Its webhook endpoints, its preferences
+    and its bouncing addresses are deleted."""
     pending = deliveries.c.status == "pending"
     await session.execute(
         update(deliveries)
@@ -185,6 +201,9 @@ async def forget_account(session: AsyncSession, account_id: uuid.UUID, *, except
             last_error=case((pending, "account closed"), else_=deliveries.c.last_error),
         )
     )
+    await session.execute(delete(webhook_endpoints).where(webhook_endpoints.c.account_id == account_id))
+    await session.execute(delete(bouncing_addresses).where(bouncing_addresses.c.account_id == account_id))
+    await session.execute(delete(notification_preferences).where(notification_preferences.c.account_id == account_id))
 
 
 def compose(

@@ -47,6 +47,9 @@ class NotifierSettings(ServiceSettings):
     # keyring opening the sealed tokens of the links in events (contracts.secrets): "kid:<base64 32 bytes>[,...]",
     # the same keys as the producers' (ACCOUNTS_EVENT_SECRET_KEYS); never logged
     event_secret_keys: SecretStr | None = None
+    # signs the reminders' unsubscribe links (notifier.preferences): a random secret (openssl rand -hex 32), kept for
+    # as long as mailed links should work; another key breaks every link mailed before. Never logged
+    unsubscribe_key: SecretStr | None = None
     # billing's internal API, where the PDFs attached to the billing mails are fetched at send time
     billing_url: str = "http://127.0.0.1:8102"
     billing_timeout_seconds: float = 10.0
@@ -63,6 +66,16 @@ class NotifierSettings(ServiceSettings):
     sms_timeout_seconds: float = 10.0
     sms_max_segments: int = 3  # a longer message is shortened at a word boundary with an ellipsis
     sms_default_region: str = "FR"  # the country of a number entered without its +<country code>
+    # Outgoing webhooks (notifier.webhooks, docs/webhooks.md). The keyring sealing the endpoints' signing secrets
+    # in the database, "kid:<base64 32 bytes>[,...]" like event_secret_keys (its own keys); never logged
+    webhook_secret_keys: SecretStr | None = None
+    # a receiver down for hours (a deploy gone wrong) still gets its events: 12 attempts over about 10 hours
+    webhook_max_attempts: int = Field(12, ge=1)
+    webhook_backoff_base_seconds: float = Field(60.0, gt=0)
+    webhook_timeout_seconds: float = Field(10.0, gt=0)
+    # receivers on loopback, private, link-local or reserved addresses are refused unless this is set (local runs)
+    webhook_allow_private_networks: bool = False
+    webhook_ca_bundle: str | None = None  # a CA file trusted besides the public ones (a test receiver's own CA)
 
     @field_validator("back_office_emails", mode="before")
     @classmethod
@@ -76,3 +89,9 @@ class NotifierSettings(ServiceSettings):
         if self.event_secret_keys is None or not self.event_secret_keys.get_secret_value().strip():
             return None
         return Keyring.parse(self.event_secret_keys.get_secret_value())
+
+    def webhook_keyring(self) -> Keyring | None:
+        """The keyring of `webhook_secret_keys`; None when unset (then no endpoint can be registered or signed)."""
+        if self.webhook_secret_keys is None or not self.webhook_secret_keys.get_secret_value().strip():
+            return None
+        return Keyring.parse(self.webhook_secret_keys.get_secret_value())
