@@ -807,6 +807,40 @@ async def signed_webhook(scene: Scene, caller: str) -> Call:
     return Call(content=content, content_type="application/json", headers={"Stripe-Signature": f"t={at},v1={digest}"})
 
 
+# --- notifications: unsubscribe links, bounce reports, bouncing addresses (gateway.notifications) -----------------
+
+
+async def an_unsubscribe_link(scene: Scene, caller: str) -> Call:
+    """A reminder's link, signed with the notifier's key, for an institution of its own (it only stops reminders)."""
+    from notifier.preferences import UnsubscribeLinks
+
+    return Call({"token": UnsubscribeLinks(scene.system.unsubscribe_key, scene.url).token(uuid.uuid4())})
+
+
+async def a_bounce_report(scene: Scene, caller: str) -> Call:
+    """A provider's hard-bounce report for an address nobody uses, with the bearer token the gateway expects."""
+    return Call(
+        json={"recipient": unique_email("bounced"), "type": "hard", "reason": "550 5.1.1 no such user"},
+        headers={"Authorization": f"Bearer {scene.system.bounce_webhook_token}"},
+    )
+
+
+async def reminders_form(scene: Scene, caller: str) -> dict[str, str]:
+    return {"reminders": "on"}
+
+
+async def a_bouncing_address_of_a(scene: Scene, caller: str) -> Call:
+    """An address of A (a member invited by A's manager, the invitation mailed) reported bouncing."""
+    email = unique_email("bouncing")
+    await scene.invite(scene.people["manager_a"], email)
+    await wait_for_mail(scene.mail_api, email, subject_contains="vous invite")
+    headers = {"X-Internal-Token": scene.system.internal_token}
+    async with httpx.AsyncClient(base_url=scene.system.url("notifier"), headers=headers, timeout=30) as notifier:
+        marked = await notifier.post("/internal/bounces", json={"recipient": email, "reason": "550 5.1.1"})
+        assert marked.status_code == 200, marked.text
+    return Call(form={"address": email})
+
+
 # --- the public planning: one session published for the scene through the catalogue's internal API ---------------
 
 _published_sessions: dict[int, Any] = {}  # per scene: the id of a published session of a theme of its own
@@ -1049,6 +1083,50 @@ async def page_room_to_host(scene: Scene, caller: str) -> Call:
     return Call(scene.values() | {"room_id": (await permanent_room(scene))["id"]}, form={"name": "Support"})
 
 
+# --- A's outgoing webhooks (gateway.webhooks, gateway.webhook_pages): endpoints registered by A's manager -----------
+
+WEBHOOK_URL = "https://hooks.example.com/matrix"  # never reached: its deliveries stay pending
+_webhooks_of_a: dict[int, Any] = {}  # per scene: one endpoint of A's that every call but a deletion acts on
+
+
+async def new_webhook_of_a(scene: Scene) -> str:
+    path = f"/api/v1/accounts/{scene.account_a}/webhooks"
+    made = await as_manager_a(scene, "POST", path, json={"url": WEBHOOK_URL, "events": ["invoice.issued"]})
+    return str(made["id"])
+
+
+async def webhook_of_a(scene: Scene) -> str:
+    if id(scene) not in _webhooks_of_a:
+        _webhooks_of_a[id(scene)] = asyncio.ensure_future(new_webhook_of_a(scene))
+    webhook_id: str = await asyncio.shield(_webhooks_of_a[id(scene)])
+    return webhook_id
+
+
+async def a_webhook(scene: Scene, caller: str) -> Call:
+    return Call(scene.values() | {"webhook_id": await webhook_of_a(scene)})
+
+
+async def a_webhook_to_delete(scene: Scene, caller: str) -> Call:
+    """A's manager deletes an endpoint made for this call; the others try the shared one (refused, it stays): an
+    account has 10 endpoints at most."""
+    webhook_id = await new_webhook_of_a(scene) if caller == "manager_a" else await webhook_of_a(scene)
+    return Call(scene.values() | {"webhook_id": webhook_id})
+
+
+def with_webhook(json: Any = None, form: dict[str, str] | None = None) -> Build:
+    async def call(scene: Scene, caller: str) -> Call:
+        return Call(scene.values() | {"webhook_id": await webhook_of_a(scene)}, json=json, form=form)
+
+    return call
+
+
+WEBHOOK_FORM = {"url": WEBHOOK_URL, "events": "invoice.issued", "description": "Matrice"}
+
+
+async def webhook_form(scene: Scene, caller: str) -> dict[str, str]:
+    return dict(WEBHOOK_FORM)
+
+
 ENTRIES: list[Entry] = [
     # public API: the same answer for everyone, signed in or not
     everyone("POST", "/api/v1/accounts", 201, body(sign_up_body)),
@@ -1133,6 +1211,65 @@ ENTRIES: list[Entry] = [
     api("POST", "/api/v1/back-office/rooms", ok(ORGANISERS, 201), fixed(name="Salle de la matrice")),
     api("POST", "/api/v1/back-office/rooms/{room_id:uuid}/join", ORGANISERS, room_to_host),
     api("POST", "/api/v1/back-office/rooms/{room_id:uuid}/close", ORGANISERS, a_permanent_room),
+    # A's outgoing webhooks: its managers only (the notifier keeps them; an endpoint of A's is not B's)
+    everyone("GET", "/api/v1/webhook-event-types"),
+    api("GET", "/api/v1/accounts/{account_id:uuid}/webhooks", MANAGE),
+    api(
+        "POST",
+        "/api/v1/accounts/{account_id:uuid}/webhooks",
+        ok(MANAGE, 201),
+        fixed(url=WEBHOOK_URL, events=["tokens.credited"]),
+    ),
+    api("GET", "/api/v1/accounts/{account_id:uuid}/webhooks/{webhook_id:uuid}", MANAGE, a_webhook),
+    api(
+        "PATCH",
+        "/api/v1/accounts/{account_id:uuid}/webhooks/{webhook_id:uuid}",
+        MANAGE,
+        with_webhook(json={"description": "Matrice"}),
+    ),
+    api(
+        "DELETE",
+        "/api/v1/accounts/{account_id:uuid}/webhooks/{webhook_id:uuid}",
+        ok(MANAGE, 204),
+        a_webhook_to_delete,
+    ),
+    api(
+        "POST",
+        "/api/v1/accounts/{account_id:uuid}/webhooks/{webhook_id:uuid}/rotate-secret",
+        MANAGE,
+        with_webhook(json={"overlap_hours": 0}),
+    ),
+    api("POST", "/api/v1/accounts/{account_id:uuid}/webhooks/{webhook_id:uuid}/test", ok(MANAGE, 202), a_webhook),
+    api("GET", "/api/v1/accounts/{account_id:uuid}/webhooks/{webhook_id:uuid}/deliveries", MANAGE, a_webhook),
+    # "Webhooks" in Mon compte: the institution the caller looks at (its managers add; A's endpoint: 404 to others)
+    signed_in_page("/account/webhooks"),
+    page("POST", "/account/webhooks", form(webhook_form), **PAGE_MANAGE),
+    page(
+        "GET",
+        "/account/webhooks/{webhook_id:uuid}",
+        a_webhook,
+        anonymous=303,
+        member_a=403,
+        manager_a=200,
+        manager_b=404,
+        organiser=404,
+    ),
+    page("POST", "/account/webhooks/{webhook_id:uuid}", with_webhook(form=WEBHOOK_FORM), **A_MEMBER_PAGE),
+    page(
+        "POST", "/account/webhooks/{webhook_id:uuid}/status", with_webhook(form={"status": "active"}), **A_MEMBER_PAGE
+    ),
+    page("POST", "/account/webhooks/{webhook_id:uuid}/test", a_webhook, **A_MEMBER_PAGE),
+    page(
+        "POST",
+        "/account/webhooks/{webhook_id:uuid}/rotation",
+        with_webhook(form={"overlap_hours": "0"}),
+        anonymous=303,
+        member_a=403,
+        manager_a=200,  # the new secret's page
+        manager_b=404,
+        organiser=404,
+    ),
+    page("POST", "/account/webhooks/{webhook_id:uuid}/removal", a_webhook_to_delete, **A_MEMBER_PAGE),
     # A's personal API tokens: its managers only
     api("GET", "/api/v1/accounts/{account_id:uuid}/api-tokens", MANAGE),
     api("POST", "/api/v1/accounts/{account_id:uuid}/api-tokens", ok(MANAGE, 201), new_api_token),
@@ -1175,6 +1312,14 @@ ENTRIES: list[Entry] = [
     page("GET", "/account/privacy/export", **PAGE_MANAGE),
     Entry("POST", "/account/privacy/closure", PAGE_EDIT, page_closure, after=1),
     public_page("/account-closed"),
+    # "Mon compte" > Notifications, and the dashboard's "try this address again" (A's bouncing address)
+    signed_in_page("/account/notifications"),
+    page("POST", "/account/notifications", form(reminders_form), **PAGE_EDIT),
+    page("POST", "/account/bounces/retry", a_bouncing_address_of_a, **A_MEMBER_PAGE),
+    # a reminder's unsubscribe link (no login: the signed token is the key) and the provider's bounce reports
+    public_page("/unsubscribe/{token:str}", call=an_unsubscribe_link),
+    public_page("/unsubscribe/{token:str}", "POST", an_unsubscribe_link),
+    everyone("POST", "/hooks/mail/bounces", 202, a_bounce_report),
     # the back-office's pages: they do not exist for anyone but organisers
     page("GET", "/back-office", **BACK_OFFICE_PAGE, organiser=303),
     page("GET", "/back-office/organisers", **BACK_OFFICE_PAGE, organiser=200),

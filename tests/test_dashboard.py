@@ -85,7 +85,7 @@ async def test_a_manager_sees_every_part(gateway, people):
     dashboard = await dashboard_until(
         gateway, manager.auth, manager.account_id, lambda d: "account_registered" in sent_templates(d)
     )
-    assert list(dashboard) == ["person", "institution", "members", "wallet", "recent_mails"]
+    assert list(dashboard) == ["person", "institution", "members", "wallet", "recent_mails", "bouncing"]
     assert dashboard["person"] == {
         "status": "ok",
         "name": "Camille Martin",
@@ -132,7 +132,8 @@ async def test_others_do_not_learn_the_account_exists(gateway, people):
 
 
 def without_recent_mails(dashboard: dict[str, Any]) -> dict[str, Any]:
-    return {name: part for name, part in dashboard.items() if name != "recent_mails"}
+    """The parts that do not come from the notifier."""
+    return {name: part for name, part in dashboard.items() if name not in ("recent_mails", "bouncing")}
 
 
 async def test_without_the_notifier_the_dashboard_still_answers(gateway, people, system):
@@ -143,7 +144,7 @@ async def test_without_the_notifier_the_dashboard_still_answers(gateway, people,
         response = await gateway.get(dashboard_of(manager.account_id), headers=manager.auth)
         assert response.status_code == 200, response.text
         dashboard = response.json()
-        assert dashboard["recent_mails"] == {"status": "unavailable"}
+        assert dashboard["recent_mails"] == dashboard["bouncing"] == {"status": "unavailable"}
         assert without_recent_mails(dashboard) == without_recent_mails(before)
         assert (await gateway.get("/health/ready")).status_code == 200  # the gateway does not need the notifier
         log = await gateway.get("/api/v1/back-office/deliveries", headers=people.organiser)

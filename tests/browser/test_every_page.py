@@ -8,6 +8,7 @@ PAGES (how to open it) or SKIPPED (why not); a page added without one fails here
 route is gone."""
 
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from playwright.async_api import Browser, Page
 
 from api_world import grant_organiser, log_in, make_world, sign_up
 from browser.checks import DESKTOP, assert_accessible, assert_no_horizontal_scroll, screenshots
+from notifier.preferences import UnsubscribeLinks
 
 NOT_PAGES = ("/api/", "/schema", "/static/", "/health/")
 # What a mailed link carries; the GET of these pages only shows a form with it (the POST consumes a token).
@@ -51,6 +53,10 @@ PAGES = {
     "/account/me": Visit("/account/me", "manager"),
     "/account/members": Visit("/account/members", "manager"),
     "/account/privacy": Visit("/account/privacy", "manager"),
+    "/account/notifications": Visit("/account/notifications", "manager"),
+    "/unsubscribe/{token:str}": Visit("/unsubscribe/{unsubscribe_token}"),
+    "/account/webhooks": Visit("/account/webhooks", "manager"),
+    "/account/webhooks/{webhook_id:uuid}": Visit("/account/webhooks/{webhook_id}", "manager"),
     "/account/tokens": Visit("/account/tokens", "manager"),
     "/account/tokens/history": Visit("/account/tokens/history", "manager"),
     "/account/orders": Visit("/account/orders", "manager"),
@@ -132,8 +138,16 @@ async def signed_in(browser: Browser, axe_script: Path, system: Any, stack: Any)
         paid = await paid_order(base, world.auth, world.account_id, PACK_5)
         awaiting = await card_order(gateway, world.auth, world.account_id, UNIT)
         catalogue = await catalogue_values(gateway, organiser_auth)
+        webhook = await gateway.post(
+            f"/api/v1/accounts/{world.account_id}/webhooks",
+            json={"url": "https://hooks.example.com/pages", "events": ["invoice.issued"], "description": "ENT"},
+            headers=world.auth,
+        )
+        assert webhook.status_code == 201, webhook.text
     values = world.path_values() | {"order_id": paid["id"], "checkout_id": awaiting["checkout_url"].rsplit("/", 1)[1]}
     values |= catalogue
+    values["webhook_id"] = webhook.json()["id"]
+    values["unsubscribe_token"] = UnsubscribeLinks(system.unsubscribe_key, base).token(uuid.uuid4())
     tokens = {
         "manager": world.auth["Authorization"].removeprefix("Bearer "),
         "organiser": organiser_auth["Authorization"].removeprefix("Bearer "),

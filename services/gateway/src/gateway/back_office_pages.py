@@ -23,7 +23,7 @@ from servicekit.http import ProblemError
 from servicekit.logs import security_event
 
 PAGE_SIZE = 50
-STATUSES = ("pending", "sent", "failed")
+STATUSES = ("pending", "sent", "failed", "skipped")
 
 
 async def organiser(person: dict[str, Any]) -> dict[str, Any]:

@@ -40,7 +40,7 @@ class BackOfficeApi(Controller):
         notifier: Upstream,
         recipient: EmailInput | None = None,
         recipient_prefix: Annotated[text(320), Parameter(description="the address's beginning")] | None = None,
-        status: Literal["pending", "sent", "failed"] | None = None,
+        status: Literal["pending", "sent", "failed", "skipped"] | None = None,
         limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
         offset: Offset = 0,
     ) -> Response[Any]:

@@ -147,6 +147,15 @@ async def wallet(viewer: Viewer, sources: Sources) -> dict[str, Any]:
     }
 
 
+async def bouncing(viewer: Viewer, sources: Sources) -> dict[str, Any]:
+    """The account's addresses whose mailbox refuses mail for good (the notifier's hard bounces), for its managers
+    to fix: they change the address, then ask for it to be tried again."""
+    if viewer.role != "manager":
+        raise Hidden
+    found = await _read(sources.upstreams["notifier"], f"/internal/accounts/{viewer.account_id}/bounces", viewer)
+    return {"addresses": found["addresses"]}
+
+
 Part = Callable[[Viewer, Sources], Awaitable[dict[str, Any]]]
 PARTS: dict[str, Part] = {
     "person": person,
@@ -154,6 +163,7 @@ PARTS: dict[str, Part] = {
     "members": members,
     "wallet": wallet,
     "recent_mails": recent_mails,
+    "bouncing": bouncing,
 }
 
 
@@ -197,7 +207,8 @@ class DashboardApi(Controller):
         summary='"Mon compte": the account at a glance; a part whose service does not answer is "unavailable"',
         description="Parts: `person`, `institution`, `members` (counts; managers and organisers), `wallet` (the "
         "token balance, the live lots with their expiry, the tokens expiring within 30 days), `recent_mails` "
-        '(the last mails to the caller\'s own address). Each is `{"status": "ok", ...}`, `{"status": "hidden"}` '
+        "(the last mails to the caller's own address), `bouncing` (the account's addresses whose mailbox refuses "
+        'mail, to fix; managers). Each is `{"status": "ok", ...}`, `{"status": "hidden"}` '
         '(not for the caller) or `{"status": "unavailable"}` (its service did not answer in time).',
         responses=problems(401, 404),
         security=BEARER,

@@ -50,6 +50,7 @@ from gateway.limits import RateLimiter, limited_identity
 from gateway.member_pages import MemberPages
 from gateway.messages import mail_kind
 from gateway.navigation import ACCOUNT_TABS, BACK_OFFICE, Navigation
+from gateway.notifications import BounceHook, NotificationPages, UnsubscribePages
 from gateway.openapi import openapi_config, swagger_asset, without_bodies_on_204
 from gateway.planning_pages import PlanningPages
 from gateway.portal import TEMPLATES, Portal
@@ -60,6 +61,8 @@ from gateway.store import Store
 from gateway.support import Support
 from gateway.upstream import Upstream
 from gateway.web import LoginRequired, login_redirect, person, visitor
+from gateway.webhook_pages import WebhookPages
+from gateway.webhooks import WebhookEventTypesApi, WebhooksApi
 from servicekit.runtime import build_http_app
 
 settings = GatewaySettings()
@@ -153,6 +156,8 @@ app = build_http_app(
         MyInvitationsApi,
         MembersApi,
         ApiTokensApi,
+        WebhooksApi,
+        WebhookEventTypesApi,
         MemberImportTemplateApi,
         OrganisersApi,
         DashboardApi,
@@ -166,6 +171,10 @@ app = build_http_app(
         Portal,
         AccountPages,
         MemberPages,
+        NotificationPages,
+        UnsubscribePages,
+        BounceHook,
+        WebhookPages,
         ClosedPage,
         BackOfficePages,
         BackOfficeBillingPages,
@@ -203,7 +212,16 @@ app = build_http_app(
     metrics_route=False,  # /metrics: on settings.metrics_port only (gateway.headers.start_metrics_listener)
     exception_handlers={PermissionDeniedException: refused, LoginRequired: login_redirect},
     # trusted_proxies: read by gateway.source.client_address; cookie_secure: by the portal's cookies
-    state=State({"trusted_proxies": settings.trusted_proxies, "cookie_secure": settings.cookie_secure}),
+    state=State(
+        {
+            "trusted_proxies": settings.trusted_proxies,
+            "cookie_secure": settings.cookie_secure,
+            # gateway.notifications: the mail provider's bounce reports; none, and the route answers 404
+            "bounce_webhook_token": settings.bounce_webhook_token.get_secret_value()
+            if settings.bounce_webhook_token
+            else None,
+        }
+    ),
     openapi_config=openapi_config("Visiopass public API"),
     template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=portal_templates),
     # Portal forms only: the JSON API authenticates with tokens, not cookies, so CSRF does not apply to it.

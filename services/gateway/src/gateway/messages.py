@@ -83,6 +83,13 @@ MESSAGES = {
     "mixed_vat_rates": N_("Ces offres ne peuvent pas figurer sur une même commande : commandez-les séparément."),
     "payment_provider_unavailable": N_("Le paiement par carte est momentanément indisponible : réessayez plus tard."),
     "order_not_pending": N_("Cette commande n'est plus en attente."),
+    # outgoing webhooks (the notifier's refusals)
+    "invalid_url": N_(
+        "Cette adresse n'est pas acceptée : une adresse https:// complète, sans identifiant ni mot de passe, ni "
+        "adresse privée."
+    ),
+    "invalid_events": N_("Choisissez au moins un événement parmi ceux proposés."),
+    "too_many_endpoints": N_("Un établissement a dix webhooks au plus : supprimez-en un d'abord."),
     "upstream_unavailable": N_("Le service est momentanément indisponible : réessayez dans un instant."),
     "upstream_error": N_("Le service a rencontré une erreur : réessayez plus tard."),
 }

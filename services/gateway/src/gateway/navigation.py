@@ -26,7 +26,9 @@ ACCOUNT_TABS = (
     Link(N_("Achat de jetons"), "/account/tokens", needs="billing"),
     Link(N_("Mes factures"), "/account/invoices", needs="billing"),
     Link(N_("Mes informations"), "/account/information"),
+    Link(N_("Notifications"), "/account/notifications", needs="notifier"),
     Link(N_("Membres"), "/account/members"),
+    Link(N_("Webhooks"), "/account/webhooks", needs="notifier"),
     Link(N_("Confidentialité"), "/account/privacy"),
 )
 BACK_OFFICE = (

@@ -30,6 +30,9 @@ class GatewaySettings(BaseSettings):
     # How long "Mon compte" waits for each of its parts (gateway.dashboard) before showing it unavailable.
     dashboard_timeout_seconds: float = 1.5
     internal_token: SecretStr | None = None
+    # The mail provider's bounce reports (gateway.notifications: POST /hooks/mail/bounces) carry it as a bearer
+    # token (openssl rand -hex 32); unset, the route does not exist (404). Never logged.
+    bounce_webhook_token: SecretStr | None = None
     upstream_timeout_seconds: float = 10.0
     # How long an identity read from accounts is kept (gateway.identities): a change to a session or its user made
     # through another gateway process, or in accounts directly, is seen within this delay; 0 reads every time.
