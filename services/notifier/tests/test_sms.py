@@ -6,6 +6,7 @@ import json
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -356,3 +357,64 @@ def test_retry_after_values() -> None:
     assert retry_after_seconds("soon") is None
     past = format_datetime(datetime.now(UTC) - timedelta(minutes=5), usegmt=True)
     assert retry_after_seconds(past) == 0
+
+
+# -- through the delivery loop ---------------------------------------------------------------------------
+
+
+@pytest.mark.infra
+async def test_an_sms_delivery_goes_through_the_loop_once_and_a_refused_number_fails_at_once(
+    gateway: Gateway, fresh_database: str
+) -> None:
+    from sqlalchemy import select
+
+    from notifier import service
+    from notifier.delivery import Policy, claim, deliver
+    from notifier.models import deliveries
+    from servicekit.db import Database
+    from servicekit.migrations import upgrade
+    from servicekit.outbox import Outbox
+
+    db = Database(fresh_database, pool_size=4)
+    await upgrade(db, "notifier")
+    variables = {"tokens": "3", "expires_at": "3 mars 2027", "link": "https://visiopass.test/planning"}
+    async with db.transaction() as session:
+        for number in ("+33612345678", "06 12"):  # the second was never normalised: refused before any request
+            await service.plan(
+                session,
+                event_id=uuid.uuid4(),
+                template="tokens_expiring",
+                language="fr",
+                recipient=number,
+                variables=variables,
+                channel="sms",
+            )
+    sms = HttpSmsGateway(gateway.url, "Visiopass")
+    policy = Policy(sender="Visiopass <no-reply@visiopass.test>")
+    try:
+        claimed = await claim(db, policy, datetime.now(UTC))
+        assert {row.channel for row in claimed} == {"sms"}
+        await deliver(db, Outbox("notifier"), None, claimed, policy, sms=sms)  # type: ignore[arg-type]
+        assert await claim(db, policy, datetime.now(UTC) + timedelta(hours=2)) == []  # nothing left to try
+        async with db.transaction() as session:
+            outcome = {row.recipient: row for row in await session.execute(select(deliveries))}
+    finally:
+        await sms.aclose()
+        await db.dispose()
+    ((_, first),) = gateway.received
+    assert first["text"] == (
+        "Visiopass : 3 jetons de votre établissement expirent le 3 mars 2027. "
+        "Inscrivez-vous à une Webvisio : https://visiopass.test/planning"
+    )
+    assert first["reference"] == str(outcome["+33612345678"].id)  # the provider's idempotency key
+    assert (outcome["+33612345678"].status, outcome["+33612345678"].context) == ("sent", None)
+    refused = outcome["06 12"]
+    assert (refused.status, refused.attempts) == ("failed", 1)
+    assert "E.164" in refused.last_error
+
+
+def test_a_message_without_an_sms_text_cannot_be_planned_as_one() -> None:
+    from notifier.service import render_sms
+
+    with pytest.raises(ValueError, match="no SMS text"):
+        render_sms("password_reset", "fr", {})

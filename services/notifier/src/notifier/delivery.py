@@ -8,7 +8,8 @@ recorded once.
   mid-send are taken again once their lease lapses.
 - **Send.** Mail and SMS in one loop, webhooks in another (`run_forever`), so that a slow receiver never delays
   a mail. By the row's channel: a mail at most `concurrency` at a time (the SMTP pool's size) and
-  `rate_per_second` (a token bucket; 0: no limit); a webhook through notifier.webhooks, `webhook_concurrency` at a
+  `rate_per_second` (a token bucket; 0: no limit); an SMS (its template's `sms` block) through the SMS gateway,
+  sharing the mail's gate; a webhook through notifier.webhooks, `webhook_concurrency` at a
   time. Rendering, attachments and the channel's answer decide the outcome. Not sent at all (one query a pass,
   notifier.preferences): a reminder to an institution that opted out -> `skipped`, no event; a mail to an address
   that bounces -> `failed` at once. A mailbox refused at RCPT TO (`RecipientRefused`) is marked bouncing.
@@ -55,7 +56,9 @@ from notifier.service import (
     attachments_of,
     compose,
     render,
+    render_sms,
 )
+from notifier.sms import SmsSender
 from notifier.webhooks import WebhookSender, disable
 from servicekit.db import Database
 from servicekit.outbox import Outbox
@@ -183,9 +186,10 @@ async def deliver(
     documents: Documents | None = None,
     bucket: TokenBucket | None = None,
     webhooks: WebhookSender | None = None,
+    sms: SmsSender | None = None,
 ) -> None:
-    """Send the claimed rows, `policy.concurrency` mails and `policy.webhook_concurrency` webhooks at a time, and
-    record their outcomes (a group commit)."""
+    """Send the claimed rows, `policy.concurrency` mails and SMS and `policy.webhook_concurrency` webhooks at a
+    time, and record their outcomes (a group commit)."""
     documents = documents or NoDocuments()
     bucket = bucket or TokenBucket(policy.rate_per_second)
     mail_gate = asyncio.Semaphore(policy.concurrency)
@@ -199,11 +203,17 @@ async def deliver(
             return
         webhook = row.channel == "webhook"
         async with webhook_gate if webhook else mail_gate:
-            if not webhook:
+            if row.channel == "email":
                 await bucket.acquire()
             started = time.monotonic()
             try:
-                status = await _send_webhook(webhooks, row) if webhook else await _send(mailer, row, policy, documents)
+                status = None
+                if webhook:
+                    status = await _send_webhook(webhooks, row)
+                elif row.channel == "sms":
+                    await _send_sms(sms, row)
+                else:
+                    await _send(mailer, row, policy, documents)
             except Exception as exc:  # every failure is recorded: retried, or failed for good
                 await recorder.add(row, exc, getattr(exc, "code", None) if webhook else None)
             else:
@@ -229,6 +239,12 @@ async def _send(mailer: Mailer, row: Row[Any], policy: Policy, documents: Docume
         policy.sender, row.recipient, rendered, row.language, files, delivery_id=row.id, unsubscribe_url=unsubscribe_url
     )
     await mailer.send(message)
+
+
+async def _send_sms(sms: SmsSender | None, row: Row[Any]) -> None:
+    if sms is None:
+        raise RuntimeError("no SMS gateway is configured")
+    await sms.send(row.recipient, render_sms(row.template, row.language, dict(row.context or {})), str(row.id))
 
 
 async def _send_webhook(webhooks: WebhookSender | None, row: Row[Any]) -> int:
@@ -304,7 +320,7 @@ async def record(db: Database, outbox: Outbox, outcomes: Sequence[Outcome], poli
                     log.warning("delivery %s was sent after its lease lapsed; another attempt owns it now", row.id)
                     continue
                 DELIVERIES.labels(row.template, row.channel, "sent").inc()
-                if row.channel == "webhook":  # the notifier.delivery events tell of messages to people only
+                if row.channel != "email":  # the notifier.delivery events tell of mails (an address is their recipient)
                     continue
                 events.append(
                     NotificationSent(
@@ -362,7 +378,9 @@ async def _record_failure(
         await disable(
             session, uuid.UUID(row.recipient), reason, public_base_url=policy.public_base_url, caused_by=row.id
         )
-        return None  # the notifier.delivery events tell of messages to people only
+        return None
+    if row.channel != "email":  # the notifier.delivery events tell of mails; the delivery log shows the others
+        return None
     return NotificationFailed(
         delivery_id=row.id,
         template=row.template,
@@ -407,10 +425,11 @@ async def run_forever(
     poll_seconds: float,
     documents: Documents | None = None,
     webhooks: WebhookSender | None = None,
+    sms: SmsSender | None = None,
 ) -> None:
     """The delivery loops, one per group of channels (MESSAGE_CHANNELS, WEBHOOK_CHANNELS), side by side."""
     await asyncio.gather(
-        _loop(db, outbox, mailer, policy, MESSAGE_CHANNELS, poll_seconds=poll_seconds, documents=documents),
+        _loop(db, outbox, mailer, policy, MESSAGE_CHANNELS, poll_seconds=poll_seconds, documents=documents, sms=sms),
         _loop(db, outbox, mailer, policy, WEBHOOK_CHANNELS, poll_seconds=poll_seconds, webhooks=webhooks),
     )
 
@@ -425,6 +444,7 @@ async def _loop(
     poll_seconds: float,
     documents: Documents | None = None,
     webhooks: WebhookSender | None = None,
+    sms: SmsSender | None = None,
 ) -> None:
     """Pass after pass: claim, send, record; at once again while a pass was full, else after `poll_seconds`."""
     bucket = TokenBucket(policy.rate_per_second)
@@ -433,7 +453,9 @@ async def _loop(
         try:
             await measure(db, datetime.now(UTC), channels)
             claimed = await claim(db, policy, datetime.now(UTC), channels)
-            await deliver(db, outbox, mailer, claimed, policy, documents=documents, bucket=bucket, webhooks=webhooks)
+            await deliver(
+                db, outbox, mailer, claimed, policy, documents=documents, bucket=bucket, webhooks=webhooks, sms=sms
+            )
         except Exception:
             log.exception("delivery pass failed; its leased deliveries are taken again when their lease lapses")
         if len(claimed) < policy.batch:

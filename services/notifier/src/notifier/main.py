@@ -23,6 +23,7 @@ from notifier.documents import BillingDocuments
 from notifier.handlers import SUPERSEDED_ACCOUNT_MAILS, account_handlers
 from notifier.mailer import SmtpPool
 from notifier.settings import NotifierSettings
+from notifier.sms import HttpSmsGateway
 from servicekit.runtime import Service
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ policy = Policy(
 
 async def deliver_forever() -> None:
     sender = webhooks.WebhookSender.from_settings(settings, service.db)  # one HTTP client for the process
+    sms_gateway = HttpSmsGateway.from_settings(settings)
     try:
         await delivery.run_forever(
             service.db,
@@ -81,10 +83,12 @@ async def deliver_forever() -> None:
             poll_seconds=settings.delivery_poll_seconds,
             documents=documents,
             webhooks=sender,
+            sms=sms_gateway,
         )
     finally:
         await mailer.close()
         await sender.aclose()
+        await sms_gateway.aclose()
 
 
 service.run_in_background(deliver_forever)

@@ -21,7 +21,7 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import formataddr, make_msgid, parseaddr
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime
@@ -62,6 +62,14 @@ def render(template: str, language: str, variables: dict[str, Any]) -> Rendered:
         text="".join(compiled.blocks["text"](ctx)).strip() + "\n",
         html="".join(compiled.blocks["html"](html_ctx)).strip() + "\n",
     )
+
+
+def render_sms(template: str, language: str, variables: dict[str, Any]) -> str:
+    """The message's `sms` block: its text as an SMS (notifier.sms fits it to the segments allowed)."""
+    compiled = templates.get_template(f"{template}.{language}.jinja")
+    if "sms" not in compiled.blocks:
+        raise ValueError(f"the message {template} has no SMS text (no sms block in its template)")
+    return " ".join("".join(compiled.blocks["sms"](compiled.new_context(variables))).split())
 
 
 def _escape(value: Any) -> Any:
@@ -163,12 +171,17 @@ async def plan(
     variables: dict[str, Any],
     account_id: uuid.UUID | None = None,
     bulk: bool = False,
+    channel: Literal["email", "sms"] = "email",
 ) -> None:
     """Record a mail to send; the same event asking twice plans it once. It is rendered once here: a template that
     needs a variable the event did not give raises (jinja2's UndefinedError), so the event goes to the dead letters
     with that reason instead of a mail going out wrong. `bulk`: a fan-out that waits behind transactional mail
-    (notifier.delivery); a reminder always is."""
-    render(template, language, {name: value for name, value in variables.items() if name != ATTACHMENTS})
+    (notifier.delivery); a reminder always is. An SMS (`channel`) goes to an E.164 number (notifier.sms.normalise)
+    with the template's `sms` block."""
+    if channel == "sms":
+        render_sms(template, language, variables)
+    else:
+        render(template, language, {name: value for name, value in variables.items() if name != ATTACHMENTS})
     await session.execute(
         insert(deliveries)
         .values(
@@ -178,12 +191,13 @@ async def plan(
             template=template,
             language=language,
             recipient=recipient,
+            channel=channel,
             context=variables,
             priority=1 if bulk or template in REMINDERS else 0,
         )
         .on_conflict_do_nothing(constraint="deliveries_once_per_event")
     )
-    log.info("planned a %s mail (%s) for event %s", template, language, event_id)
+    log.info("planned a %s %s (%s) for event %s", template, channel, language, event_id)
 
 
 async def forget_account(session: AsyncSession, account_id: uuid.UUID, *, except_event: uuid.UUID) -> None:
