@@ -300,6 +300,11 @@ async def test_the_delivery_log_page_lists_a_sent_mail(gateway, system):
             assert time.monotonic() < deadline, shown.text
             await asyncio.sleep(0.3)
         assert 'id="delivery-log"' in shown.text and "envoyé" in shown.text
+        event_link = shown.text.split('href="?event=')[1].split('"')[0]  # the mail's template links to its event's
+        of_event = await client.get("/back-office/deliveries", params={"event": event_link})
+        assert 'id="event-filter"' in of_event.text and manager.email in of_event.text
+        ignored = await client.get("/back-office/deliveries", params={"event": "x" * 40})
+        assert ignored.status_code == 200 and 'id="event-filter"' not in ignored.text
         none = await client.get("/back-office/deliveries", params={"recipient": manager.email, "status": "failed"})
         assert manager.email not in none.text.split('id="deliveries"')[1].split("</form>")[1]
         odd = await client.get("/back-office/deliveries", params={"status": "<b>", "offset": "-5", "recipient": "\x00"})

@@ -19,11 +19,14 @@ pytestmark = pytest.mark.infra
 LOG = "/api/v1/back-office/deliveries"
 SHOWN = {
     "id",
+    "event_id",
+    "channel",
     "recipient",
     "template",
     "language",
     "status",
     "attempts",
+    "response_status",
     "last_error",
     "created_at",
     "sent_at",
@@ -73,6 +76,7 @@ async def test_an_organiser_sees_a_sent_mail_and_filters_by_recipient_and_status
         "fr",
     )
     assert (delivery["status"], delivery["attempts"], delivery["last_error"]) == ("sent", 1, None)
+    assert (delivery["channel"], delivery["response_status"]) == ("email", None)
     assert delivery["sent_at"] is not None
     assert answer["counts"] == {"pending": 0, "sent": 1, "failed": 0, "skipped": 0}
     assert (answer["total"], answer["limit"], answer["offset"]) == (1, 50, 0)
@@ -96,8 +100,16 @@ async def test_newest_first_and_pages(gateway, organiser, system):
     assert [d["template"] for d in answer["deliveries"]] == ["password_reset", "account_registered"]
     second = await gateway.get(LOG, params={"recipient": manager.email, "limit": 1, "offset": 1}, headers=organiser)
     assert [d["template"] for d in second.json()["deliveries"]] == ["account_registered"]
+    reset_delivery = answer["deliveries"][0]
+    of_event = await gateway.get(LOG, params={"event_id": reset_delivery["event_id"]}, headers=organiser)
+    assert [d["id"] for d in of_event.json()["deliveries"]] == [reset_delivery["id"]]
+    one_message = {"recipient": manager.email, "template": "account_registered", "channel": "email"}
+    assert [
+        d["template"] for d in (await gateway.get(LOG, params=one_message, headers=organiser)).json()["deliveries"]
+    ] == ["account_registered"]
     assert (await gateway.get(LOG, params={"limit": 201}, headers=organiser)).status_code == 400
-    bad_queries = [{"status": "lost"}, {"recipient": "a\x00@b.fr"}, {"recipient_prefix": "\x07"}]
+    bad_queries = [{"status": "lost"}, {"recipient": "a\x00@b.fr"}, {"recipient_prefix": "\x07"}, {"channel": "fax"}]
+    bad_queries += [{"event_id": "not-a-uuid"}, {"template": "x" * 101}]
     bad_queries.append({"recipient": "a" * 321})
     for bad in bad_queries:
         refused = await gateway.get(LOG, params=bad, headers=organiser)

@@ -91,13 +91,21 @@ class BackOfficePages(Controller):
 
     @get("/deliveries")
     async def deliveries(
-        self, organiser: dict[str, Any], notifier: Upstream, recipient: str = "", status: str = "", offset: str = "0"
+        self,
+        organiser: dict[str, Any],
+        notifier: Upstream,
+        recipient: str = "",
+        status: str = "",
+        event: str = "",
+        offset: str = "0",
     ) -> Template:
-        """The delivery log, newest first, a page at a time; `recipient` matches an address's beginning."""
+        """The delivery log, newest first, a page at a time; `recipient` matches an address's beginning, `event`
+        keeps the messages one event caused."""
         recipient = clip(recipient).strip()[:320]
         status = status if status in STATUSES else ""
+        event = event if _is_uuid(event) else ""
         start = int(offset) if offset.isdigit() and len(offset) < 10 else 0
-        query = {"recipient_prefix": recipient, "status": status}
+        query = {"recipient_prefix": recipient, "status": status, "event_id": event}
         params = {name: value for name, value in query.items() if value} | {"limit": PAGE_SIZE, "offset": start}
         log, error = None, None
         try:
@@ -120,9 +128,18 @@ class BackOfficePages(Controller):
             error=error,
             recipient=recipient,
             status=status,
+            event=event,
             statuses=STATUSES,
             offset=start,
             page_size=PAGE_SIZE,
             previous_link=page_link(max(0, start - PAGE_SIZE)) if start > 0 else None,
             next_link=page_link(start + PAGE_SIZE) if log and start + PAGE_SIZE < log["total"] else None,
         )
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return len(text) == 36

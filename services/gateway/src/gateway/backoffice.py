@@ -2,6 +2,7 @@
 
 Organisers only: anyone else signed in gets `403 organisers_only` (a security event), anonymous callers 401."""
 
+import uuid
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -29,7 +30,8 @@ class BackOfficeApi(Controller):
         "/deliveries",
         summary="The mails sent, being tried and given up, newest first, with counts per status (organisers)",
         description="`recipient` matches the whole address, `recipient_prefix` its beginning (both ignore case); "
-        "`counts` are those of the recipient filter alone, `total` that of every filter. A mail's content and "
+        "`event_id` gives every message one event caused, `template` one message, `channel` one channel; "
+        "`counts` are those of the filters other than `status`, `total` that of every filter. A mail's content and "
         "links are never shown; `last_error` is the mail server's refusal or the error of the last attempt.",
         responses=problems(401, 403),
         security=BEARER,
@@ -41,6 +43,9 @@ class BackOfficeApi(Controller):
         recipient: EmailInput | None = None,
         recipient_prefix: Annotated[text(320), Parameter(description="the address's beginning")] | None = None,
         status: Literal["pending", "sent", "failed", "skipped"] | None = None,
+        event_id: uuid.UUID | None = None,
+        template: Annotated[text(100), Parameter(description="the message, e.g. password_reset")] | None = None,
+        channel: Literal["email", "sms", "webhook"] | None = None,
         limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
         offset: Offset = 0,
     ) -> Response[Any]:
@@ -49,6 +54,9 @@ class BackOfficeApi(Controller):
             "recipient": checked_query("recipient", recipient, EmailInput),
             "recipient_prefix": checked_query("recipient_prefix", recipient_prefix, text(320)),
             "status": status,
+            "event_id": event_id,
+            "template": checked_query("template", template, text(100)),
+            "channel": channel,
         }
         query = urlencode(
             {name: value for name, value in filters.items() if value} | {"limit": limit, "offset": offset}

@@ -6,10 +6,12 @@ the context holds the variables of the template, a link's single-use token among
 text the delivery loop recorded (`service._record_failure`: the exception's type and message, SMTP replies
 in practice), cut to LAST_ERROR_SHOWN characters.
 
-Filters: `recipient` matches the whole address, `recipient_prefix` its beginning, both ignoring case (one
-index serves both, `deliveries_recipient`); `status` one of STATUSES. The counts per status are those of
-the recipient filter alone, so that a page can show each status's count beside its filter."""
+Filters: `recipient` matches the whole address (or number, or webhook endpoint id), `recipient_prefix` its
+beginning, both ignoring case (one index serves both, `deliveries_recipient`); `event_id` every message an event
+caused; `template` one message; `channel` email, sms or webhook; `status` one of STATUSES. The counts per status
+are those of the other filters, so that a page can show each status's count beside its filter."""
 
+import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -20,14 +22,18 @@ from notifier.models import deliveries
 
 STATUSES = ("pending", "sent", "failed", "skipped")  # skipped: a reminder the institution opted out of
 Status = Literal["pending", "sent", "failed", "skipped"]
+Channel = Literal["email", "sms", "webhook"]
 LAST_ERROR_SHOWN = 300
 SHOWN = (
     deliveries.c.id,
+    deliveries.c.event_id,
+    deliveries.c.channel,
     deliveries.c.recipient,
     deliveries.c.template,
     deliveries.c.language,
     deliveries.c.status,
     deliveries.c.attempts,
+    deliveries.c.response_status,
     func.left(deliveries.c.last_error, LAST_ERROR_SHOWN).label("last_error"),
     deliveries.c.created_at,
     deliveries.c.sent_at,
@@ -40,21 +46,30 @@ class Filters:
     recipient: str | None = None
     recipient_prefix: str | None = None
     status: Status | None = None
+    event_id: uuid.UUID | None = None  # every message one event caused
+    template: str | None = None
+    channel: Channel | None = None
 
-    def of_recipient(self) -> ColumnElement[bool]:
+    def but_status(self) -> ColumnElement[bool]:
         address = func.lower(deliveries.c.recipient)
         condition: ColumnElement[bool] = true()
         if self.recipient is not None:
             condition = condition & (address == self.recipient.lower())
         if self.recipient_prefix:
             condition = condition & address.startswith(self.recipient_prefix.lower(), autoescape=True)
+        if self.event_id is not None:
+            condition = condition & (deliveries.c.event_id == self.event_id)
+        if self.template:
+            condition = condition & (deliveries.c.template == self.template)
+        if self.channel:
+            condition = condition & (deliveries.c.channel == self.channel)
         return condition
 
 
 async def page(session: AsyncSession, filters: Filters, *, limit: int, offset: int) -> dict[str, Any]:
-    """A page of the log, newest first, and the counts per status of the recipient filter."""
-    of_recipient = filters.of_recipient()
-    selected = of_recipient if filters.status is None else of_recipient & (deliveries.c.status == filters.status)
+    """A page of the log, newest first, and the counts per status of the other filters."""
+    but_status = filters.but_status()
+    selected = but_status if filters.status is None else but_status & (deliveries.c.status == filters.status)
     rows = await session.execute(
         select(*SHOWN)
         .where(selected)
@@ -63,7 +78,7 @@ async def page(session: AsyncSession, filters: Filters, *, limit: int, offset: i
         .offset(offset)
     )
     counted = await session.execute(
-        select(deliveries.c.status, func.count()).where(of_recipient).group_by(deliveries.c.status)
+        select(deliveries.c.status, func.count()).where(but_status).group_by(deliveries.c.status)
     )
     counts = dict.fromkeys(STATUSES, 0) | {status: count for status, count in counted.tuples()}
     return {
