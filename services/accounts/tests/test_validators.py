@@ -340,6 +340,17 @@ def test_invalid_emails(value: str) -> None:
     assert exc.value.message
 
 
+def test_without_an_smtputf8_relay_an_international_mailbox_is_refused_where_it_is_typed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("accounts.validators.smtputf8_relay", False)
+    with pytest.raises(InvalidEmail) as exc:
+        normalise_email("élève@école.fr")
+    assert code_of(exc) == "email_international_unsupported"
+    assert "before the @" in exc.value.message
+    assert normalise_email("eleve@école.fr") == "eleve@xn--cole-9oa.fr"  # kept in IDNA: no SMTPUTF8 needed
+
+
 @settings(deadline=None)
 @given(st.text(max_size=300))
 def test_email_on_arbitrary_text_raises_only_validation_failure(value: str) -> None:

@@ -14,6 +14,9 @@ class AccountsSettings(ServiceSettings):
     # keyring sealing the single-use tokens of mailed links in events, for the notifier alone
     # (contracts.secrets): "kid:<base64 32 bytes>[,kid:...]", the first seals; shared with NOTIFIER_EVENT_SECRET_KEYS
     event_secret_keys: SecretStr | None = None
+    # whether the notifier's mail relay carries internationalised addresses (SMTPUTF8); false: an address with
+    # letters beyond ASCII before its @ is refused where it is entered (accounts.validators.smtputf8_relay)
+    smtputf8: bool = True
     # throttles against mail abuse (docs/accounts.md, "Limits")
     invitations_per_day: int = 200  # per account, every invitation mail counted
     sign_ups_per_source_per_hour: int = 5

@@ -317,6 +317,12 @@ def check_password(password: str, *, email: str | None = None, names: Iterable[s
 # --- Email ------------------------------------------------------------------------------------------
 
 
+# Whether the mail relay carries internationalised addresses (SMTPUTF8), from ACCOUNTS_SMTPUTF8 at start
+# (accounts.main): when it does not, an address with letters beyond ASCII before its @ is refused where it is typed,
+# rather than accepted and then never delivered, and a domain beyond ASCII is kept in its IDNA form.
+smtputf8_relay = True
+
+
 def normalise_email(value: str) -> str:
     """Return the normalised address (domain lower-cased, local part kept as typed).
 
@@ -327,7 +333,14 @@ def normalise_email(value: str) -> str:
         result = validate_email(value.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
         raise InvalidEmail("email_invalid", str(exc)) from None
-    return result.normalized
+    if smtputf8_relay:
+        return result.normalized
+    if result.ascii_email is None:  # letters beyond ASCII before the @: only SMTPUTF8 carries them
+        raise InvalidEmail(
+            "email_international_unsupported",
+            "Our mail cannot reach an address with accented or non-Latin letters before the @: give another one.",
+        )
+    return result.ascii_email  # the domain in IDNA (xn--...), which every relay carries
 
 
 # --- Phone ------------------------------------------------------------------------------------------

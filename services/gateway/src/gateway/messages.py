@@ -28,6 +28,10 @@ MESSAGES = {
     "phone_invalid": N_("Ce numéro de téléphone n'est pas valide."),
     "vat_invalid": N_("Ce numéro de TVA intracommunautaire n'est pas valide."),
     "email_invalid": N_("Cette adresse e-mail n'est pas valide."),
+    "email_international_unsupported": N_(
+        "Nos e-mails ne peuvent pas atteindre une adresse avec des lettres accentuées ou non latines avant le @ : "
+        "donnez-en une autre."
+    ),
     # passwords
     "password_too_short": N_(
         "Le mot de passe doit compter au moins 12 caractères ; une phrase de plusieurs mots convient bien."
