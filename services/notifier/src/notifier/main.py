@@ -15,7 +15,7 @@ from contracts.events.accounts import (
     SignUpAttemptedWithTakenEmail,
     VerificationLinkRequested,
 )
-from notifier import delivery, preferences, webhooks
+from notifier import delivery, preferences, sessions, webhooks
 from notifier.api import CONTROLLERS
 from notifier.billing_mails import INVOICE_MAILS, WALLET_MAILS, billing_handlers
 from notifier.delivery import Policy
@@ -53,6 +53,7 @@ service.consume("billing.wallet", "wallet-mails", events=[*WALLET_MAILS, *webhoo
 service.consume("billing.invoice", "invoice-mails", events=[*INVOICE_MAILS, *webhooks.INVOICE_WEBHOOKS])(
     billing_handlers(settings)
 )
+service.consume("catalogue.session", "session-copy", events=list(sessions.SESSION_EVENTS))(sessions.session_handler())
 service.consume("enrollment.enrollment", "enrollment-webhooks", events=webhooks.ENROLLMENT_WEBHOOKS)(
     webhooks.webhook_handlers(settings)
 )

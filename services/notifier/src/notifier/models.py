@@ -109,3 +109,19 @@ bouncing_addresses = Table(
     CheckConstraint("source IN ('smtp', 'report')", name="bouncing_addresses_source"),
     Index("bouncing_addresses_account", "account_id"),
 )
+
+# The published sessions as catalogue told them (notifier.sessions): what an enrolment's mails say of a session, and
+# the SEQUENCE of its calendar invitations (bumped each time its time changes or it is cancelled).
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("session_id", Uuid, primary_key=True),
+    Column("title", String(200), nullable=False),
+    Column("starts_at", DateTime(timezone=True), nullable=False),
+    Column("duration_minutes", Integer, nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("status", String(10), nullable=False, server_default="published"),
+    Column("invitation_sequence", Integer, nullable=False, server_default="0"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("status IN ('published', 'cancelled')", name="sessions_status"),
+)
