@@ -51,6 +51,7 @@ from contracts.events.enrollment import (
     EnrollmentRejected,
     EnrollmentRequested,
     ParticipationLinkIssued,
+    WaitingListPlaceOffered,
 )
 from contracts.events.notifier import NotificationFailed, NotificationSent
 from contracts.secrets import Keyring
@@ -292,6 +293,13 @@ _EXAMPLES: list[Event] = [
         participant_name="Paul Durand",
         pdf_url=f"/certificates/{CERTIFICATE_ID}.pdf",
         issued_at=datetime(2025, 3, 20, 15, 5, tzinfo=UTC),
+    ),
+    WaitingListPlaceOffered(
+        entry_id=uuid.UUID("d0000000-0000-4000-8000-000000000004"),
+        account_id=ACCOUNT_ID,
+        session_id=SESSION_ID,
+        offered_at=NOW,
+        hold_until=datetime(2025, 3, 11, 9, 0, tzinfo=UTC),
     ),
     NotificationSent(
         delivery_id=DELIVERY_ID,

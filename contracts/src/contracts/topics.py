@@ -104,6 +104,7 @@ TOPICS: dict[str, Topic] = {
                 enrollment.ParticipationLinkIssued,
                 enrollment.AttendanceRecorded,
                 enrollment.CertificateIssued,
+                enrollment.WaitingListPlaceOffered,
             ),
         ),
         Topic(

@@ -62,6 +62,21 @@ class EnrollmentCancelled(EnrollmentEvent):
     )
 
 
+class WaitingListPlaceOffered(Event):
+    """A place freed in a full session is offered to the first institution of its waiting list, held for it until
+    `hold_until`; confirming it in time starts the enrolment (EnrollmentRequested), else it passes to the next."""
+
+    topic: ClassVar[str] = "enrollment.enrollment"
+    key_field: ClassVar[str] = "entry_id"
+
+    type: Literal["WaitingListPlaceOffered"] = "WaitingListPlaceOffered"
+    entry_id: uuid.UUID = Field(description="Id of the waiting-list entry (its own aggregate); the Kafka key.")
+    account_id: uuid.UUID = Field(description="Id of the waiting institution's account.")
+    session_id: uuid.UUID = Field(description="Id of the session.")
+    offered_at: UtcDatetime = Field(description="When the place was offered (UTC).")
+    hold_until: UtcDatetime = Field(description="Until when the place is kept for this institution (UTC).")
+
+
 # Superseded by v2 (its token would travel in clear on Kafka); still decodable, never to be produced.
 class ParticipationLinkIssuedV1(EnrollmentEvent):
     """The institution's participation link is ready; the notifier sends it to the account manager."""

@@ -1,8 +1,23 @@
-"""Wires the enrollment service. Its business rules come with its own issue; for now it runs, migrates and reports."""
+"""Wires the enrollment service: settings, runtime (db, Kafka, outbox relay), the consumers of catalogue's sessions
+and billing's answers, the waiting-list hold job and the internal HTTP routes."""
 
+from enrollment import handlers, jobs
+from enrollment.api import CONTROLLERS, EXCEPTION_HANDLERS
+from enrollment.service import Rules
 from enrollment.settings import EnrollmentSettings
 from servicekit.runtime import Service
 
 settings = EnrollmentSettings()
+rules = Rules.from_settings(settings)
 service = Service(settings, migrations_package="enrollment")
-app = service.http_app([], title="Visiopass enrollment (internal)")
+
+service.consume("catalogue.session", "sessions", events=handlers.SESSION_EVENTS)(
+    handlers.session_handler(service.outbox, rules)
+)
+service.consume("billing.wallet", "wallet", events=handlers.WALLET_EVENTS, prepare=handlers.lock_sessions_of_answers)(
+    handlers.wallet_handler(service.outbox, rules)
+)
+service.run_in_background(
+    lambda: jobs.run_holds_forever(service.db, service.outbox, rules, settings.waitlist_job_seconds)
+)
+app = service.http_app(CONTROLLERS, title="Visiopass enrollment (internal)", exception_handlers=EXCEPTION_HANDLERS)

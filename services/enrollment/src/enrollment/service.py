@@ -1,0 +1,538 @@
+"""Enrolment rules: the saga's two ends, cancellation, capacity, the waiting list and privatisation.
+
+Guarantees (each has a test):
+- Every decision about a session's places (enrol, privatise, join or leave its waiting list, take an offered place,
+  cancel, billing's refusal, the hold job, the session's cancellation) first locks the session copy's row
+  (`lock_session`). Such decisions run one after the other per session, so the count of places taken (pending +
+  confirmed + places held for the waiting list) is exact, and a privatisation and an ordinary enrolment never
+  both pass. The partial unique indexes (models) hold whatever the code does: one active enrolment per
+  institution and session, one active privatisation per session.
+- A refusal decided here raises EnrolmentRefused and writes nothing (no row, no event): the caller hears it at
+  once. Billing's refusals arrive as TokenDebitRejected and become EnrollmentRejected.
+- Billing's answers change a pending enrolment only, so a redelivered answer changes nothing.
+- A cancelled pending enrolment is sent EnrollmentCancelled(refund=True) at once: it follows EnrollmentRequested
+  on the enrolment's key, so billing has debited (or refused) it before it refunds.
+
+Functions take the caller's session and return the events to publish (outbox, same transaction); they never
+commit."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts import Event
+from contracts.events.catalogue import SessionTerms
+from contracts.events.enrollment import (
+    Enrolled,
+    EnrollmentCancelled,
+    EnrollmentRejected,
+    EnrollmentRequested,
+    WaitingListPlaceOffered,
+)
+from enrollment.models import ACTIVE, WAITING, enrolments, sessions, waiting_list
+
+
+@dataclass(frozen=True)
+class Rules:
+    close_before: timedelta = timedelta(minutes=60)  # enrolments close this long before the start
+    cancel_before: timedelta = timedelta(hours=48)  # cancellations (refunded) until this long before
+    hold: timedelta = timedelta(hours=24)  # how long a place offered from the waiting list is kept
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "Rules":
+        return cls(
+            close_before=timedelta(minutes=settings.close_minutes_before),
+            cancel_before=timedelta(hours=settings.cancel_hours_before),
+            hold=timedelta(minutes=settings.waitlist_hold_minutes),
+        )
+
+
+class EnrolmentRefused(Exception):
+    """A request refused at once, with a stable code (the API's problem `code`)."""
+
+    def __init__(self, code: str, detail: str, status: int = 409) -> None:
+        super().__init__(detail)
+        self.code, self.detail, self.status = code, detail, status
+
+
+@dataclass(frozen=True)
+class Application:
+    """What an institution sends to enrol or to join a waiting list."""
+
+    account_id: uuid.UUID
+    session_id: uuid.UUID
+    expected_participants: int
+    questions: str | None = None
+    requested_by: uuid.UUID | None = None
+    privatisation: bool = False
+
+
+@dataclass(frozen=True)
+class Occupancy:
+    """A session's places as seen under its lock, and where one account stands."""
+
+    taken: int  # pending + confirmed enrolments
+    privatised: bool
+    enrolled: bool  # the account has an active enrolment
+    offered: int  # places held for waiting institutions
+    waiting: int  # active entries (waiting or offered)
+    waiting_for_account: bool
+
+    def free(self, capacity: int | None) -> int | None:
+        return None if capacity is None else capacity - self.taken - self.offered
+
+
+# --- the session copy (catalogue.session) ---------------------------------------------------------------------
+
+
+async def session_terms(session: AsyncSession, event: SessionTerms, rules: Rules, now: datetime) -> list[Event]:
+    """SessionScheduled / SessionUpdated: the copy created or refreshed (never a cancelled one); more capacity may
+    free places for the waiting list."""
+    values = {
+        "theme_id": event.theme_id,
+        "title": event.title,
+        "starts_at": event.starts_at,
+        "ends_at": event.starts_at + timedelta(minutes=event.duration_minutes),
+        "timezone": event.timezone,
+        "capacity": event.capacity,
+        "price_tokens": event.price_tokens,
+        "premium_price_tokens": event.premium_price_tokens,
+        "access": event.access,
+        "updated_at": now,
+    }
+    await session.execute(
+        pg_insert(sessions)
+        .values(id=event.session_id, status="published", **values)
+        .on_conflict_do_update(index_elements=[sessions.c.id], set_=values, where=sessions.c.status != "cancelled")
+    )
+    row = await lock_session(session, event.session_id)
+    return await offer_free_places(session, row, rules, now)
+
+
+async def session_moved(
+    session: AsyncSession, session_id: uuid.UUID, starts_at: datetime, ends_at: datetime, now: datetime
+) -> None:
+    """SessionRescheduled (enrolments keep) and SessionStarting (its times, as catalogue has them)."""
+    await session.execute(
+        update(sessions)
+        .where(sessions.c.id == session_id, sessions.c.status != "cancelled")
+        .values(starts_at=starts_at, ends_at=ends_at, updated_at=now)
+    )
+
+
+async def session_status(session: AsyncSession, session_id: uuid.UUID, status: str, after: str, now: datetime) -> None:
+    """Move a session from status `after` to `status` (published → started → ended), never backwards."""
+    await session.execute(
+        update(sessions)
+        .where(sessions.c.id == session_id, sessions.c.status == after)
+        .values(status=status, updated_at=now)
+    )
+
+
+async def session_cancelled(session: AsyncSession, session_id: uuid.UUID, now: datetime) -> list[Event]:
+    """Every active enrolment cancelled and refunded (reason session_cancelled), the waiting list cleared."""
+    if await lock_session(session, session_id) is None:
+        return []
+    await session.execute(
+        update(sessions).where(sessions.c.id == session_id).values(status="cancelled", updated_at=now)
+    )
+    cancelled = await session.execute(
+        update(enrolments)
+        .where(enrolments.c.session_id == session_id, enrolments.c.status.in_(ACTIVE))
+        .values(status="cancelled", reason="session_cancelled", refund=True, updated_at=now)
+        .returning(enrolments.c.id, enrolments.c.account_id)
+    )
+    await session.execute(
+        update(waiting_list)
+        .where(waiting_list.c.session_id == session_id, waiting_list.c.status.in_(WAITING))
+        .values(status="cleared", hold_until=None, updated_at=now)
+    )
+    return [
+        EnrollmentCancelled(
+            enrollment_id=row.id,
+            account_id=row.account_id,
+            session_id=session_id,
+            refund=True,
+            reason="session_cancelled",
+        )
+        for row in sorted(cancelled.all(), key=lambda row: row.id)
+    ]
+
+
+async def lock_session(session: AsyncSession, session_id: uuid.UUID) -> Any:
+    """The session copy's row, locked until the transaction ends (None when unknown). Taken before any decision
+    about the session's places: it orders every enrolment, cancellation, offer and privatisation of the session."""
+    result = await session.execute(select(sessions).where(sessions.c.id == session_id).with_for_update())
+    return result.one_or_none()
+
+
+async def lock_sessions(session: AsyncSession, session_ids: list[uuid.UUID]) -> None:
+    """Several sessions locked in one order (a consumer's batch): two batches never deadlock."""
+    ids = sorted(set(session_ids))
+    if ids:
+        await session.execute(
+            select(sessions.c.id).where(sessions.c.id.in_(ids)).order_by(sessions.c.id).with_for_update()
+        )
+
+
+# --- enrolling ------------------------------------------------------------------------------------------------
+
+
+async def request_enrolment(
+    session: AsyncSession, application: Application, rules: Rules, now: datetime
+) -> tuple[Any, list[Event]]:
+    """A pending enrolment and its EnrollmentRequested, or EnrolmentRefused."""
+    row = await lock_session(session, application.session_id)
+    _check_open(row, rules, now)
+    places = await occupancy(session, application.session_id, application.account_id)
+    if places.enrolled:
+        raise EnrolmentRefused("already_enrolled", "The institution is already enrolled in this session.")
+    if places.privatised:
+        raise EnrolmentRefused("session_privatised", "The session is privatised by another institution.")
+    if places.waiting_for_account:
+        raise EnrolmentRefused(
+            "already_waiting", "The institution is on this session's waiting list: take the place when offered."
+        )
+    if application.privatisation:
+        if row.premium_price_tokens is None:
+            raise EnrolmentRefused("privatisation_unavailable", "This session cannot be privatised.")
+        if places.taken or places.waiting:
+            raise EnrolmentRefused(
+                "privatisation_unavailable", "Other institutions are enrolled in this session or waiting for it."
+            )
+        tokens = row.premium_price_tokens
+    else:
+        free = places.free(row.capacity)
+        if free is not None and free <= 0:
+            raise EnrolmentRefused("session_full", "The session is full; the institution may join its waiting list.")
+        tokens = row.price_tokens
+    return await _new_enrolment(session, application, tokens, now)
+
+
+async def _new_enrolment(
+    session: AsyncSession, application: Application, tokens: int, now: datetime
+) -> tuple[Any, list[Event]]:
+    enrollment_id = uuid.uuid4()
+    row = (
+        await session.execute(
+            insert(enrolments)
+            .values(
+                id=enrollment_id,
+                account_id=application.account_id,
+                session_id=application.session_id,
+                status="pending",
+                privatisation=application.privatisation,
+                tokens=tokens,
+                expected_participants=application.expected_participants,
+                questions=application.questions or None,
+                requested_by=application.requested_by,
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(*enrolments.c)
+        )
+    ).one()
+    requested = EnrollmentRequested(
+        enrollment_id=enrollment_id,
+        account_id=application.account_id,
+        session_id=application.session_id,
+        privatisation=application.privatisation,
+        tokens=tokens,
+    )
+    return row, [requested]
+
+
+def _check_open(row: Any, rules: Rules, now: datetime) -> None:
+    if row is None or row.status != "published":
+        raise EnrolmentRefused("session_unavailable", "The session is not open for enrolment.")
+    if now >= row.starts_at - rules.close_before:
+        raise EnrolmentRefused("enrolment_closed", "Enrolments for this session are closed.")
+
+
+async def occupancy(session: AsyncSession, session_id: uuid.UUID, account_id: uuid.UUID | None = None) -> Occupancy:
+    taken, privatised, enrolled = (
+        await session.execute(
+            select(
+                func.count(),
+                func.coalesce(func.bool_or(enrolments.c.privatisation), False),
+                func.coalesce(func.bool_or(enrolments.c.account_id == account_id), False),
+            ).where(enrolments.c.session_id == session_id, enrolments.c.status.in_(ACTIVE))
+        )
+    ).one()
+    offered, waiting, waiting_for_account = (
+        await session.execute(
+            select(
+                func.count().filter(waiting_list.c.status == "offered"),
+                func.count(),
+                func.coalesce(func.bool_or(waiting_list.c.account_id == account_id), False),
+            ).where(waiting_list.c.session_id == session_id, waiting_list.c.status.in_(WAITING))
+        )
+    ).one()
+    return Occupancy(taken, privatised, enrolled, offered, waiting, waiting_for_account)
+
+
+# --- billing's answers ----------------------------------------------------------------------------------------
+
+
+async def tokens_debited(session: AsyncSession, enrollment_id: uuid.UUID, now: datetime) -> list[Event]:
+    """TokensDebited: a pending enrolment is confirmed (Enrolled). Anything else (unknown, already confirmed,
+    cancelled meanwhile: its refund follows the debit on billing's side) changes nothing."""
+    row = (
+        await session.execute(
+            update(enrolments)
+            .where(enrolments.c.id == enrollment_id, enrolments.c.status == "pending")
+            .values(status="confirmed", updated_at=now)
+            .returning(enrolments.c.account_id, enrolments.c.session_id, enrolments.c.privatisation)
+        )
+    ).one_or_none()
+    if row is None:
+        return []
+    return [
+        Enrolled(
+            enrollment_id=enrollment_id,
+            account_id=row.account_id,
+            session_id=row.session_id,
+            privatisation=row.privatisation,
+        )
+    ]
+
+
+async def debit_rejected(
+    session: AsyncSession, enrollment_id: uuid.UUID, session_id: uuid.UUID, reason: str, rules: Rules, now: datetime
+) -> list[Event]:
+    """TokenDebitRejected: a pending enrolment is rejected with billing's reason; its place goes to the waiting
+    list."""
+    session_row = await lock_session(session, session_id)
+    row = (
+        await session.execute(
+            update(enrolments)
+            .where(enrolments.c.id == enrollment_id, enrolments.c.status == "pending")
+            .values(status="rejected", reason=reason, updated_at=now)
+            .returning(enrolments.c.account_id, enrolments.c.session_id)
+        )
+    ).one_or_none()
+    if row is None:
+        return []
+    rejected = EnrollmentRejected(
+        enrollment_id=enrollment_id,
+        account_id=row.account_id,
+        session_id=row.session_id,
+        reason=reason,  # type: ignore[arg-type]
+    )
+    return [rejected, *await offer_free_places(session, session_row, rules, now)]
+
+
+# --- cancelling -----------------------------------------------------------------------------------------------
+
+
+async def cancel_enrolment(
+    session: AsyncSession, enrollment_id: uuid.UUID, account_id: uuid.UUID, rules: Rules, now: datetime
+) -> tuple[Any, list[Event]]:
+    """The institution cancels before the cut-off: refunded (EnrollmentCancelled refund=True), its place offered to
+    the waiting list. Cancelling a cancelled enrolment again answers it as it is."""
+    found = await find_enrolment(session, enrollment_id, account_id)
+    if found is None:
+        raise EnrolmentRefused("not_found", "No such enrolment.", status=404)
+    session_row = await lock_session(session, found.session_id)
+    row = (await session.execute(select(enrolments).where(enrolments.c.id == enrollment_id).with_for_update())).one()
+    if row.status == "cancelled":
+        return row, []
+    if row.status == "rejected":
+        raise EnrolmentRefused("not_cancellable", "A rejected enrolment cannot be cancelled.")
+    if now >= session_row.starts_at - rules.cancel_before:
+        raise EnrolmentRefused(
+            "cancellation_closed",
+            f"Cancellations close {_hours(rules.cancel_before)} hours before the start of the session.",
+        )
+    row = (
+        await session.execute(
+            update(enrolments)
+            .where(enrolments.c.id == enrollment_id)
+            .values(status="cancelled", reason="requested", refund=True, updated_at=now)
+            .returning(*enrolments.c)
+        )
+    ).one()
+    cancelled = EnrollmentCancelled(
+        enrollment_id=enrollment_id, account_id=account_id, session_id=row.session_id, refund=True, reason="requested"
+    )
+    return row, [cancelled, *await offer_free_places(session, session_row, rules, now)]
+
+
+def _hours(delta: timedelta) -> int:
+    return int(delta.total_seconds() // 3600)
+
+
+async def find_enrolment(session: AsyncSession, enrollment_id: uuid.UUID, account_id: uuid.UUID) -> Any:
+    """The account's enrolment; None when it does not exist or is another account's."""
+    result = await session.execute(
+        select(enrolments).where(enrolments.c.id == enrollment_id, enrolments.c.account_id == account_id)
+    )
+    return result.one_or_none()
+
+
+# --- the waiting list -----------------------------------------------------------------------------------------
+
+
+async def join_waiting_list(
+    session: AsyncSession, application: Application, rules: Rules, now: datetime
+) -> tuple[Any, list[Event]]:
+    """An entry at the end of a full session's waiting list (no token taken)."""
+    row = await lock_session(session, application.session_id)
+    _check_open(row, rules, now)
+    places = await occupancy(session, application.session_id, application.account_id)
+    if places.enrolled:
+        raise EnrolmentRefused("already_enrolled", "The institution is already enrolled in this session.")
+    if places.privatised:
+        raise EnrolmentRefused("session_privatised", "The session is privatised by another institution.")
+    if places.waiting_for_account:
+        raise EnrolmentRefused("already_waiting", "The institution is already on this session's waiting list.")
+    free = places.free(row.capacity)
+    if free is None or free > 0:
+        raise EnrolmentRefused("places_available", "The session has places left: enrol directly.")
+    entry = (
+        await session.execute(
+            insert(waiting_list)
+            .values(
+                id=uuid.uuid4(),
+                session_id=application.session_id,
+                account_id=application.account_id,
+                requested_by=application.requested_by,
+                expected_participants=application.expected_participants,
+                questions=application.questions or None,
+                status="waiting",
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(*waiting_list.c)
+        )
+    ).one()
+    return entry, []
+
+
+async def leave_waiting_list(
+    session: AsyncSession, session_id: uuid.UUID, account_id: uuid.UUID, rules: Rules, now: datetime
+) -> list[Event]:
+    """The account leaves the waiting list; a place it was offered goes to the next in line."""
+    session_row = await lock_session(session, session_id)
+    left = (
+        await session.execute(
+            update(waiting_list)
+            .where(
+                waiting_list.c.session_id == session_id,
+                waiting_list.c.account_id == account_id,
+                waiting_list.c.status.in_(WAITING),
+            )
+            .values(status="left", hold_until=None, updated_at=now)
+            .returning(waiting_list.c.id)
+        )
+    ).one_or_none()
+    if left is None:
+        raise EnrolmentRefused("not_found", "The institution is not on this session's waiting list.", status=404)
+    return await offer_free_places(session, session_row, rules, now)
+
+
+async def take_offered_place(
+    session: AsyncSession, entry_id: uuid.UUID, account_id: uuid.UUID, rules: Rules, now: datetime
+) -> tuple[Any, list[Event]]:
+    """The institution takes the place held for it: a pending enrolment (EnrollmentRequested), as a request would
+    make. Taking it twice answers the same enrolment."""
+    found = (
+        await session.execute(
+            select(waiting_list.c.session_id).where(
+                waiting_list.c.id == entry_id, waiting_list.c.account_id == account_id
+            )
+        )
+    ).one_or_none()
+    if found is None:
+        raise EnrolmentRefused("not_found", "No such waiting-list entry.", status=404)
+    session_row = await lock_session(session, found.session_id)
+    entry = (await session.execute(select(waiting_list).where(waiting_list.c.id == entry_id).with_for_update())).one()
+    if entry.status == "taken":
+        taken = (await session.execute(select(enrolments).where(enrolments.c.id == entry.enrollment_id))).one()
+        return taken, []
+    if entry.status != "offered" or entry.hold_until <= now:
+        raise EnrolmentRefused("no_place_offered", "No place is held for the institution (or its hold has expired).")
+    _check_open(session_row, rules, now)
+    application = Application(
+        account_id=account_id,
+        session_id=entry.session_id,
+        expected_participants=entry.expected_participants,
+        questions=entry.questions,
+        requested_by=entry.requested_by,
+    )
+    # the held place becomes the enrolment's: the count of places taken does not change
+    row, events = await _new_enrolment(session, application, session_row.price_tokens, now)
+    await session.execute(
+        update(waiting_list)
+        .where(waiting_list.c.id == entry_id)
+        .values(status="taken", hold_until=None, enrollment_id=row.id, updated_at=now)
+    )
+    return row, events
+
+
+async def offer_free_places(session: AsyncSession, session_row: Any, rules: Rules, now: datetime) -> list[Event]:
+    """Offer every free place to the first in line, each held for `rules.hold` (the session's row must be locked).
+    Nothing is offered once enrolments are closed."""
+    if session_row is None or session_row.status != "published" or now >= session_row.starts_at - rules.close_before:
+        return []
+    free = (await occupancy(session, session_row.id)).free(session_row.capacity)
+    if free is not None and free <= 0:
+        return []
+    first = (
+        select(waiting_list.c.id)
+        .where(waiting_list.c.session_id == session_row.id, waiting_list.c.status == "waiting")
+        .order_by(waiting_list.c.position)
+    )
+    if free is not None:
+        first = first.limit(free)
+    hold_until = now + rules.hold
+    offered = await session.execute(
+        update(waiting_list)
+        .where(waiting_list.c.id.in_(first.scalar_subquery()))
+        .values(status="offered", offered_at=now, hold_until=hold_until, updated_at=now)
+        .returning(waiting_list.c.id, waiting_list.c.account_id, waiting_list.c.position)
+    )
+    return [
+        WaitingListPlaceOffered(
+            entry_id=row.id, account_id=row.account_id, session_id=session_row.id, offered_at=now, hold_until=hold_until
+        )
+        for row in sorted(offered.all(), key=lambda row: row.position)
+    ]
+
+
+async def pass_on_expired_holds(session: AsyncSession, rules: Rules, now: datetime, limit: int = 100) -> list[Event]:
+    """One pass of the hold job: each session with an expired hold, locked with SKIP LOCKED (a session another
+    replica or a request is deciding on is left to the next pass), its expired holds ended by a conditional
+    update and their places offered to the next in line. The session lock makes each hold expire once."""
+    due = (
+        await session.execute(
+            select(waiting_list.c.session_id)
+            .where(waiting_list.c.status == "offered", waiting_list.c.hold_until <= now)
+            .group_by(waiting_list.c.session_id)
+            .order_by(func.min(waiting_list.c.hold_until))
+            .limit(limit)
+        )
+    ).scalars()
+    events: list[Event] = []
+    for session_id in sorted(due):
+        row = (
+            await session.execute(select(sessions).where(sessions.c.id == session_id).with_for_update(skip_locked=True))
+        ).one_or_none()
+        if row is None:
+            continue
+        await session.execute(
+            update(waiting_list)
+            .where(
+                waiting_list.c.session_id == session_id,
+                waiting_list.c.status == "offered",
+                waiting_list.c.hold_until <= now,
+            )
+            .values(status="expired", hold_until=None, updated_at=now)
+        )
+        events += await offer_free_places(session, row, rules, now)
+    return events
