@@ -32,6 +32,17 @@ class Money(BaseModel):
     currency: str = Field("EUR", pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code.")
 
 
+class Notice(BaseModel):
+    """Where the mail about an event goes: the person who asked for what the event tells (an order, an
+    enrolment), in their language."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    email: Email = Field(description="Address of the person to tell.")
+    name: str = Field("", max_length=200, description="Their name, for the greeting.")
+    language: Language = Field("fr", description="Language of their mails.")
+
+
 class VatAmounts(BaseModel):
     """A charged amount with its VAT made explicit: gross = net + vat."""
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from contracts.base import Event, Money, VatAmounts
+from contracts.base import Event, Money, Notice, VatAmounts
 from contracts.events.accounts import (
     AccountClosed,
     AccountRegistered,
@@ -25,7 +25,6 @@ from contracts.events.billing import (
     CreditNoteIssued,
     InvoiceIssued,
     LotTokens,
-    Notice,
     PurchaseOrderReceived,
     PurchaseOrderRefused,
     TokenDebitRejected,
@@ -272,9 +271,9 @@ _EXAMPLES: list[Event] = [
     ),
     SessionEnded(session_id=SESSION_ID, ended_at=datetime(2025, 3, 20, 15, 0, tzinfo=UTC)),
     EnrollmentRequested(**ENROLMENT, privatisation=False),
-    Enrolled(**ENROLMENT),
-    EnrollmentRejected(**ENROLMENT, reason="session_full"),
-    EnrollmentCancelled(**ENROLMENT, refund=True),
+    Enrolled(**ENROLMENT, notice=BUYER),
+    EnrollmentRejected(**ENROLMENT, reason="session_full", notice=BUYER),
+    EnrollmentCancelled(**ENROLMENT, refund=True, notice=BUYER),
     ParticipationLinkIssued(
         **ENROLMENT,
         join_token="v1.example.A2ds-A0ErE6dq2GPvn2sfYt6BWJtiWZaswbkyUh1eySwK_szFtj9OXQcQ51EL39jkW4GrE2siU59nxh_",
@@ -300,6 +299,7 @@ _EXAMPLES: list[Event] = [
         session_id=SESSION_ID,
         offered_at=NOW,
         hold_until=datetime(2025, 3, 11, 9, 0, tzinfo=UTC),
+        notice=BUYER,
     ),
     NotificationSent(
         delivery_id=DELIVERY_ID,

@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from litestar.di import Provide
+from sqlalchemy import select
 
 from contracts.events.catalogue import SessionScheduled
 from enrollment import service as rules
 from enrollment.api import CONTROLLERS, EXCEPTION_HANDLERS
+from enrollment.models import enrolments
 from enrollment.service import Rules
 from enrollment.settings import EnrollmentSettings
 from servicekit.db import Database
@@ -57,11 +59,21 @@ async def new_session(db: Database, capacity: int = 1) -> str:
 async def test_enrol_read_list_cancel_and_the_waiting_list(client) -> None:  # type: ignore[no-untyped-def]
     session_id = await new_session(client.db)
     account, other = str(uuid.uuid4()), str(uuid.uuid4())
-    body = {"account_id": account, "session_id": session_id, "expected_participants": 4, "questions": "Q ?\nR."}
+    notice = {"email": "claire@example.fr", "name": "Claire", "language": "en"}
+    body = {
+        "account_id": account,
+        "session_id": session_id,
+        "expected_participants": 4,
+        "questions": "Q ?\nR.",
+        "notice": notice,
+    }
     asked = await client.post("/internal/enrolments", json=body)
     assert asked.status_code == 202, asked.text
     assert asked.json()["status"] == "pending"
     enrollment_id = asked.json()["id"]
+    async with client.db.transaction() as session:
+        stored = (await session.execute(select(enrolments).where(enrolments.c.id == uuid.UUID(enrollment_id)))).one()
+    assert (stored.contact_email, stored.contact_name, stored.contact_language) == ("claire@example.fr", "Claire", "en")
     mine = await client.get(f"/internal/enrolments/{enrollment_id}", params={"account_id": account})
     assert mine.status_code == 200 and mine.json()["questions"] == "Q ?\nR."
     theirs = await client.get(f"/internal/enrolments/{enrollment_id}", params={"account_id": other})
@@ -69,7 +81,8 @@ async def test_enrol_read_list_cancel_and_the_waiting_list(client) -> None:  # t
     full = await client.post("/internal/enrolments", json=body | {"account_id": other})
     assert (full.status_code, full.json()["code"]) == (409, "session_full")
     joined = await client.post(
-        f"/internal/sessions/{session_id}/waiting-list", json={"account_id": other, "expected_participants": 2}
+        f"/internal/sessions/{session_id}/waiting-list",
+        json={"account_id": other, "expected_participants": 2, "notice": notice | {"email": "paul@example.fr"}},
     )
     assert joined.status_code == 201 and joined.json()["status"] == "waiting"
     listed = await client.get(f"/internal/accounts/{account}/enrolments")
@@ -95,6 +108,8 @@ async def test_enrol_read_list_cancel_and_the_waiting_list(client) -> None:  # t
         {"questions": "x" * 2001},
         {"questions": "bad\x00"},
         {"session_id": "not-a-uuid"},
+        {"notice": {"email": "not an address"}},
+        {"notice": {"email": "a@example.fr", "language": "de"}},
     ],
 )
 async def test_bad_input_is_a_400_problem(client, change) -> None:  # type: ignore[no-untyped-def]

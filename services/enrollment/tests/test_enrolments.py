@@ -372,3 +372,43 @@ async def test_privatisations_racing_each_other_and_ordinary_enrolments_leave_on
 async def _occupancy(db: Database, session_id: uuid.UUID) -> service.Occupancy:
     async with db.transaction() as session:
         return await service.occupancy(session, session_id)
+
+
+# --- who is told (the events' notice) -------------------------------------------------------------------------
+
+
+async def test_the_requesters_contact_is_kept_and_told_in_each_event(db) -> None:  # type: ignore[no-untyped-def]
+    from contracts.base import Notice
+
+    claire = Notice(email="claire@example.fr", name="Claire Martin", language="en")
+    paul = Notice(email="paul@example.fr", name="Paul", language="fr")
+    told = {"email": "claire@example.fr", "name": "Claire Martin", "language": "en"}
+    session_id = await w.new_session(db, capacity=1)
+    row = await w.enrol(db, session_id, notice=claire)
+    assert (row.contact_email, row.contact_name, row.contact_language) == ("claire@example.fr", "Claire Martin", "en")
+    await w.on_wallet_event(db, debited(row))
+    waiting = await w.wait(db, session_id, notice=paul)
+    assert waiting.contact_email == "paul@example.fr"
+    async with db.transaction() as session:
+        _, events = await service.cancel_enrolment(session, row.id, row.account_id, RULES, NOW)
+        await OUTBOX.add_all(session, events)
+    async with db.transaction() as session:
+        taken, events = await service.take_offered_place(session, waiting.id, waiting.account_id, RULES, NOW)
+        await OUTBOX.add_all(session, events)
+    assert taken.contact_email == "paul@example.fr"  # the enrolment made from the entry keeps its contact
+    await w.on_wallet_event(db, rejected(taken))
+    anonymous = await w.enrol(db, session_id)
+    await w.on_wallet_event(db, debited(anonymous))
+    notices = {(e["type"], e.get("enrollment_id") or e["entry_id"]): e.get("notice") for e in await w.published(db)}
+    assert notices[("Enrolled", str(row.id))] == told
+    assert notices[("EnrollmentCancelled", str(row.id))] == told
+    assert notices[("WaitingListPlaceOffered", str(waiting.id))]["email"] == "paul@example.fr"
+    assert notices[("EnrollmentRejected", str(taken.id))] == {
+        "email": "paul@example.fr",
+        "name": "Paul",
+        "language": "fr",
+    }
+    assert notices[("Enrolled", str(anonymous.id))] is None  # a request naming nobody: no mail
+    async with db.transaction() as session:
+        events = await service.session_cancelled(session, session_id, NOW)
+    assert [(e.enrollment_id, e.notice) for e in events] == [(anonymous.id, None)]

@@ -5,7 +5,8 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.base import Email, Event, Language, NonEmptyStr, UtcDatetime, VatAmounts
+from contracts.base import Event, NonEmptyStr, UtcDatetime, VatAmounts
+from contracts.base import Notice as Notice  # re-exported: defined once in contracts.base, shared with enrollment
 
 DebitRejection = Literal["insufficient_balance", "account_unverified", "account_closed", "unknown_account"]
 PaymentMethod = Literal["card", "purchase_order"]
@@ -19,16 +20,6 @@ class LotTokens(BaseModel):
     lot_id: uuid.UUID = Field(description="Id of the lot.")
     tokens: int = Field(ge=1, description="Number of tokens.")
     expires_at: UtcDatetime = Field(description="When the lot expires (UTC).")
-
-
-class Notice(BaseModel):
-    """Where the mail about an event goes: the person who placed the order (managers only)."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    email: Email = Field(description="Address of the person to tell.")
-    name: str = Field("", max_length=200, description="Their name, for the greeting.")
-    language: Language = Field("fr", description="Language of their mails.")
 
 
 class WalletEvent(Event):

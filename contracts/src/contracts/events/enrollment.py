@@ -5,7 +5,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from contracts.base import Email, Event, NonEmptyStr, UtcDatetime
+from contracts.base import Email, Event, NonEmptyStr, Notice, UtcDatetime
 from contracts.secrets import SealedSecret
 
 RejectionReason = Literal[
@@ -43,6 +43,9 @@ class Enrolled(EnrollmentEvent):
 
     type: Literal["Enrolled"] = "Enrolled"
     privatisation: bool = Field(False, description="True when the institution booked the whole session.")
+    notice: Notice | None = Field(
+        None, description="The person who asked for the enrolment, told of it by mail; None when unknown."
+    )
 
 
 class EnrollmentRejected(EnrollmentEvent):
@@ -50,6 +53,9 @@ class EnrollmentRejected(EnrollmentEvent):
 
     type: Literal["EnrollmentRejected"] = "EnrollmentRejected"
     reason: RejectionReason = Field(description="Why the enrolment was refused.")
+    notice: Notice | None = Field(
+        None, description="The person who asked for the enrolment, told of it by mail; None when unknown."
+    )
 
 
 class EnrollmentCancelled(EnrollmentEvent):
@@ -59,6 +65,9 @@ class EnrollmentCancelled(EnrollmentEvent):
     refund: bool = Field(description="True when billing must give the tokens back (before the cut-off).")
     reason: Literal["requested", "session_cancelled", "organiser"] = Field(
         "requested", description="Who or what cancelled it."
+    )
+    notice: Notice | None = Field(
+        None, description="The person who asked for the enrolment, told of it by mail; None when unknown."
     )
 
 
@@ -75,6 +84,9 @@ class WaitingListPlaceOffered(Event):
     session_id: uuid.UUID = Field(description="Id of the session.")
     offered_at: UtcDatetime = Field(description="When the place was offered (UTC).")
     hold_until: UtcDatetime = Field(description="Until when the place is kept for this institution (UTC).")
+    notice: Notice | None = Field(
+        None, description="The person who asked for the enrolment, told of it by mail; None when unknown."
+    )
 
 
 # Superseded by v2 (its token would travel in clear on Kafka); still decodable, never to be produced.

@@ -12,6 +12,7 @@ from litestar.params import Parameter
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
+from contracts.base import Notice
 from enrollment import service as rules_of
 from enrollment.models import WAITING, enrolments, sessions, waiting_list
 from enrollment.service import Application, EnrolmentRefused, Rules
@@ -32,6 +33,7 @@ class EnrolmentInput(BaseModel):
     expected_participants: Participants
     questions: Questions | None = None  # type: ignore[valid-type]
     privatisation: bool = False
+    notice: Notice | None = None  # who asks (the gateway's logged-in person), told of the outcome by mail
 
 
 class WaitingInput(BaseModel):
@@ -39,6 +41,7 @@ class WaitingInput(BaseModel):
     requested_by: uuid.UUID | None = None
     expected_participants: Participants
     questions: Questions | None = None  # type: ignore[valid-type]
+    notice: Notice | None = None  # who asks, told by mail when a place is offered
 
 
 class AccountInput(BaseModel):
@@ -142,7 +145,7 @@ class EnrolmentApi(Controller):
 
     @post("/")
     async def ask(self, data: EnrolmentInput, service: Service) -> Response[dict[str, Any]]:
-        application = Application(**data.model_dump())
+        application = Application(**data.model_dump(exclude={"notice"}), notice=data.notice)
         async with service.db.transaction() as session:
             row, events = await rules_of.request_enrolment(session, application, _rules(service), _now())
             await service.outbox.add_all(session, events)
@@ -233,7 +236,7 @@ class SessionEnrolmentApi(Controller):
 
     @post("/waiting-list")
     async def join(self, session_id: uuid.UUID, data: WaitingInput, service: Service) -> Response[dict[str, Any]]:
-        application = Application(session_id=session_id, **data.model_dump())
+        application = Application(session_id=session_id, **data.model_dump(exclude={"notice"}), notice=data.notice)
         async with service.db.transaction() as session:
             entry, events = await rules_of.join_waiting_list(session, application, _rules(service), _now())
             await service.outbox.add_all(session, events)

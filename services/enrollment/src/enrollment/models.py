@@ -56,6 +56,10 @@ enrolments = Table(
     Column("expected_participants", Integer, nullable=False),
     Column("questions", Text),
     Column("requested_by", Uuid),
+    # who asked, told of the enrolment by mail (the events' notice); null when the caller did not say (migration 0003)
+    Column("contact_email", String(320)),
+    Column("contact_name", String(200)),
+    Column("contact_language", String(2)),
     Column("reason", String(40)),  # why rejected or cancelled
     Column("refund", Boolean),  # cancelled: whether billing gives the tokens back
     Column("created_at", DateTime(timezone=True), nullable=False),
@@ -87,6 +91,9 @@ waiting_list = Table(
     Column("session_id", Uuid, ForeignKey("sessions.id"), nullable=False),
     Column("account_id", Uuid, nullable=False),
     Column("requested_by", Uuid),
+    Column("contact_email", String(320)),  # who asked, told when a place is offered (as enrolments')
+    Column("contact_name", String(200)),
+    Column("contact_language", String(2)),
     Column("expected_participants", Integer, nullable=False),
     Column("questions", Text),
     Column("status", String(10), nullable=False),  # waiting | offered | taken | expired | left | cleared

@@ -26,6 +26,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Event
+from contracts.base import Notice
 from contracts.events.catalogue import SessionTerms
 from contracts.events.enrollment import (
     Enrolled,
@@ -70,6 +71,24 @@ class Application:
     questions: str | None = None
     requested_by: uuid.UUID | None = None
     privatisation: bool = False
+    notice: Notice | None = None  # who asked, told of the outcome by mail (kept with the enrolment or entry)
+
+
+CONTACT = ("contact_email", "contact_name", "contact_language")
+
+
+def contact(notice: Notice | None) -> dict[str, Any]:
+    """The contact columns of an enrolment or a waiting-list entry."""
+    if notice is None:
+        return dict.fromkeys(CONTACT)
+    return {"contact_email": notice.email, "contact_name": notice.name, "contact_language": notice.language}
+
+
+def notice_of(row: Any) -> Notice | None:
+    """The events' `notice` from a row's contact columns; None when the request named nobody."""
+    if not row.contact_email:
+        return None
+    return Notice(email=row.contact_email, name=row.contact_name or "", language=row.contact_language or "fr")
 
 
 @dataclass(frozen=True)
@@ -145,7 +164,7 @@ async def session_cancelled(session: AsyncSession, session_id: uuid.UUID, now: d
         update(enrolments)
         .where(enrolments.c.session_id == session_id, enrolments.c.status.in_(ACTIVE))
         .values(status="cancelled", reason="session_cancelled", refund=True, updated_at=now)
-        .returning(enrolments.c.id, enrolments.c.account_id)
+        .returning(enrolments.c.id, enrolments.c.account_id, *[enrolments.c[name] for name in CONTACT])
     )
     await session.execute(
         update(waiting_list)
@@ -159,6 +178,7 @@ async def session_cancelled(session: AsyncSession, session_id: uuid.UUID, now: d
             session_id=session_id,
             refund=True,
             reason="session_cancelled",
+            notice=notice_of(row),
         )
         for row in sorted(cancelled.all(), key=lambda row: row.id)
     ]
@@ -231,6 +251,7 @@ async def _new_enrolment(
                 expected_participants=application.expected_participants,
                 questions=application.questions or None,
                 requested_by=application.requested_by,
+                **contact(application.notice),
                 created_at=now,
                 updated_at=now,
             )
@@ -287,7 +308,12 @@ async def tokens_debited(session: AsyncSession, enrollment_id: uuid.UUID, now: d
             update(enrolments)
             .where(enrolments.c.id == enrollment_id, enrolments.c.status == "pending")
             .values(status="confirmed", updated_at=now)
-            .returning(enrolments.c.account_id, enrolments.c.session_id, enrolments.c.privatisation)
+            .returning(
+                enrolments.c.account_id,
+                enrolments.c.session_id,
+                enrolments.c.privatisation,
+                *[enrolments.c[name] for name in CONTACT],
+            )
         )
     ).one_or_none()
     if row is None:
@@ -298,6 +324,7 @@ async def tokens_debited(session: AsyncSession, enrollment_id: uuid.UUID, now: d
             account_id=row.account_id,
             session_id=row.session_id,
             privatisation=row.privatisation,
+            notice=notice_of(row),
         )
     ]
 
@@ -313,7 +340,7 @@ async def debit_rejected(
             update(enrolments)
             .where(enrolments.c.id == enrollment_id, enrolments.c.status == "pending")
             .values(status="rejected", reason=reason, updated_at=now)
-            .returning(enrolments.c.account_id, enrolments.c.session_id)
+            .returning(enrolments.c.account_id, enrolments.c.session_id, *[enrolments.c[name] for name in CONTACT])
         )
     ).one_or_none()
     if row is None:
@@ -323,6 +350,7 @@ async def debit_rejected(
         account_id=row.account_id,
         session_id=row.session_id,
         reason=reason,  # type: ignore[arg-type]
+        notice=notice_of(row),
     )
     return [rejected, *await offer_free_places(session, session_row, rules, now)]
 
@@ -358,7 +386,12 @@ async def cancel_enrolment(
         )
     ).one()
     cancelled = EnrollmentCancelled(
-        enrollment_id=enrollment_id, account_id=account_id, session_id=row.session_id, refund=True, reason="requested"
+        enrollment_id=enrollment_id,
+        account_id=account_id,
+        session_id=row.session_id,
+        refund=True,
+        reason="requested",
+        notice=notice_of(row),
     )
     return row, [cancelled, *await offer_free_places(session, session_row, rules, now)]
 
@@ -402,6 +435,7 @@ async def join_waiting_list(
                 session_id=application.session_id,
                 account_id=application.account_id,
                 requested_by=application.requested_by,
+                **contact(application.notice),
                 expected_participants=application.expected_participants,
                 questions=application.questions or None,
                 status="waiting",
@@ -464,6 +498,7 @@ async def take_offered_place(
         expected_participants=entry.expected_participants,
         questions=entry.questions,
         requested_by=entry.requested_by,
+        notice=notice_of(entry),
     )
     # the held place becomes the enrolment's: the count of places taken does not change
     row, events = await _new_enrolment(session, application, session_row.price_tokens, now)
@@ -495,11 +530,21 @@ async def offer_free_places(session: AsyncSession, session_row: Any, rules: Rule
         update(waiting_list)
         .where(waiting_list.c.id.in_(first.scalar_subquery()))
         .values(status="offered", offered_at=now, hold_until=hold_until, updated_at=now)
-        .returning(waiting_list.c.id, waiting_list.c.account_id, waiting_list.c.position)
+        .returning(
+            waiting_list.c.id,
+            waiting_list.c.account_id,
+            waiting_list.c.position,
+            *[waiting_list.c[name] for name in CONTACT],
+        )
     )
     return [
         WaitingListPlaceOffered(
-            entry_id=row.id, account_id=row.account_id, session_id=session_row.id, offered_at=now, hold_until=hold_until
+            entry_id=row.id,
+            account_id=row.account_id,
+            session_id=session_row.id,
+            offered_at=now,
+            hold_until=hold_until,
+            notice=notice_of(row),
         )
         for row in sorted(offered.all(), key=lambda row: row.position)
     ]

@@ -34,6 +34,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import parseaddr
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -41,11 +42,12 @@ from sqlalchemy import Integer, Row, SmallInteger, Uuid, cast, column, func, sel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.events.notifier import NotificationFailed, NotificationSent
-from notifier import preferences
+from notifier import invitations, preferences
 from notifier.models import deliveries
 from notifier.preferences import Skipped, UnsubscribeLinks
 from notifier.service import (
     ATTACHMENTS,
+    INVITATION,
     REMINDERS,
     UNSUBSCRIBE_URL,
     Documents,
@@ -230,6 +232,7 @@ async def deliver(
 async def _send(mailer: Mailer, row: Row[Any], policy: Policy, documents: Documents) -> None:
     variables = dict(row.context or {})
     references = variables.pop(ATTACHMENTS, [])
+    invitation = variables.pop(INVITATION, None)
     unsubscribe_url = None
     if row.template in REMINDERS and row.account_id is not None and policy.unsubscribe is not None:
         unsubscribe_url = variables[UNSUBSCRIBE_URL] = policy.unsubscribe.url(row.account_id)
@@ -238,7 +241,34 @@ async def _send(mailer: Mailer, row: Row[Any], policy: Policy, documents: Docume
     message = compose(
         policy.sender, row.recipient, rendered, row.language, files, delivery_id=row.id, unsubscribe_url=unsubscribe_url
     )
+    if invitation is not None:
+        method = invitation["method"]
+        ics = invitation_of(invitation, organizer=policy.sender, attendee=row.recipient, dtstamp=row.created_at)
+        invitations.attach_invitation(message, ics, method)
     await mailer.send(message)
+
+
+def invitation_of(terms: dict[str, Any], *, organizer: str, attendee: str, dtstamp: datetime | None) -> bytes:
+    """The calendar invitation a planned mail asks for (its INVITATION variable, notifier.enrolment_mails.invitation
+    _terms), made now: from the mail's sender to its recipient. `dtstamp`: when the mail was planned, the same at
+    every attempt."""
+    name, address = parseaddr(organizer)
+    return invitations.invitation(
+        enrollment_id=uuid.UUID(terms["enrollment_id"]),
+        session_id=uuid.UUID(terms["session_id"]),
+        title=terms["title"],
+        description=terms.get("description", ""),
+        starts_at=datetime.fromisoformat(terms["starts_at"]),
+        ends_at=datetime.fromisoformat(terms["ends_at"]),
+        timezone=terms["timezone"],
+        url=terms["url"],
+        organizer_email=address,
+        organizer_name=name or None,
+        attendee_email=attendee,
+        sequence=int(terms["sequence"]),
+        method=terms["method"],
+        dtstamp=dtstamp,
+    )
 
 
 async def _send_sms(sms: SmsSender | None, row: Row[Any]) -> None:

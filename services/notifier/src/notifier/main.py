@@ -15,7 +15,7 @@ from contracts.events.accounts import (
     SignUpAttemptedWithTakenEmail,
     VerificationLinkRequested,
 )
-from notifier import delivery, preferences, sessions, webhooks
+from notifier import delivery, enrolment_mails, preferences, webhooks
 from notifier.api import CONTROLLERS
 from notifier.billing_mails import INVOICE_MAILS, WALLET_MAILS, billing_handlers
 from notifier.delivery import Policy
@@ -53,10 +53,16 @@ service.consume("billing.wallet", "wallet-mails", events=[*WALLET_MAILS, *webhoo
 service.consume("billing.invoice", "invoice-mails", events=[*INVOICE_MAILS, *webhooks.INVOICE_WEBHOOKS])(
     billing_handlers(settings)
 )
-service.consume("catalogue.session", "session-copy", events=list(sessions.SESSION_EVENTS))(sessions.session_handler())
-service.consume("enrollment.enrollment", "enrollment-webhooks", events=webhooks.ENROLLMENT_WEBHOOKS)(
-    webhooks.webhook_handlers(settings)
+# the session copy, then the mails to its enrolments (rescheduled, J-7 and H-1 reminders): one handler, in order
+service.consume("catalogue.session", "session-copy", events=enrolment_mails.SESSION_MAIL_EVENTS)(
+    enrolment_mails.session_handlers(settings)
 )
+# one group for the enrolments' webhooks and mails (the group kept its name: its offsets stay where they were)
+service.consume(
+    "enrollment.enrollment",
+    "enrollment-webhooks",
+    events=list(dict.fromkeys([*webhooks.ENROLLMENT_WEBHOOKS, *enrolment_mails.ENROLMENT_EVENTS])),
+)(enrolment_mails.enrollment_handlers(settings))
 mailer = SmtpPool.from_settings(settings)
 documents = BillingDocuments.from_settings(settings)
 policy = Policy(

@@ -123,5 +123,23 @@ sessions = Table(
     Column("status", String(10), nullable=False, server_default="published"),
     Column("invitation_sequence", Integer, nullable=False, server_default="0"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("cancel_reason", Text),  # the organiser's words, told in the enrolments' cancellation mails
     CheckConstraint("status IN ('published', 'cancelled')", name="sessions_status"),
+)
+
+# The enrolments as enrollment told them (notifier.enrolment_mails): whom a session's mails go to (the contact who
+# asked for each enrolment), kept while the enrolment is active.
+enrolments = Table(
+    "enrolments",
+    metadata,
+    Column("enrollment_id", Uuid, primary_key=True),
+    Column("session_id", Uuid, nullable=False),
+    Column("account_id", Uuid, nullable=False),
+    Column("email", String(320)),  # null: the enrolment named nobody to tell
+    Column("name", String(200)),
+    Column("language", String(2), nullable=False, server_default="fr"),
+    Column("status", String(10), nullable=False, server_default="active"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("status IN ('active', 'cancelled')", name="enrolments_status"),
+    Index("enrolments_session", "session_id", postgresql_where=text("status = 'active'")),
 )

@@ -32,7 +32,7 @@ from sqlalchemy import case, delete, func, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notifier.models import bouncing_addresses, deliveries, notification_preferences, webhook_endpoints
+from notifier.models import bouncing_addresses, deliveries, enrolments, notification_preferences, webhook_endpoints
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,10 @@ def _escape(value: Any) -> Any:
     return escape(value) if isinstance(value, str) else value
 
 
-def local_datetime(moment: datetime, language: str) -> str:
-    return format_datetime(moment, "d MMMM y HH:mm zzz", tzinfo=DISPLAY_TIMEZONE, locale=language)
+def local_datetime(moment: datetime, language: str, timezone: str | None = None) -> str:
+    """`moment` as the reader writes it, in `timezone` (an IANA zone, e.g. a session's own; default Paris)."""
+    zone = ZoneInfo(timezone) if timezone else DISPLAY_TIMEZONE
+    return format_datetime(moment, "d MMMM y HH:mm zzz", tzinfo=zone, locale=language)
 
 
 def local_date(moment: datetime, language: str) -> str:
@@ -133,9 +135,15 @@ ATTACHMENTS = "attachments"  # the variable holding a mail's attachment referenc
 REMINDERS = frozenset(
     {
         "tokens_expiring",
+        "session_reminder_j7",
+        "session_reminder_h1",
     }
 )
 UNSUBSCRIBE_URL = "unsubscribe_url"  # a reminder's variable, given when it is sent (notifier.delivery)
+# The variable holding the calendar invitation a mail carries (notifier.invitations): what to build it from, not its
+# bytes; not given to the template. The invitation is made and attached when the mail is sent (notifier.delivery).
+INVITATION = "invitation"
+HIDDEN = frozenset({ATTACHMENTS, INVITATION})  # the variables that are not the template's
 
 
 def attachment(document_id: uuid.UUID, account_id: uuid.UUID, filename: str) -> dict[str, str]:
@@ -181,7 +189,7 @@ async def plan(
     if channel == "sms":
         render_sms(template, language, variables)
     else:
-        render(template, language, {name: value for name, value in variables.items() if name != ATTACHMENTS})
+        render(template, language, {name: value for name, value in variables.items() if name not in HIDDEN})
     await session.execute(
         insert(deliveries)
         .values(
@@ -202,8 +210,8 @@ async def plan(
 
 async def forget_account(session: AsyncSession, account_id: uuid.UUID, *, except_event: uuid.UUID) -> None:
     """Erase the addresses and variables of a closed account's mails (and webhooks), and cancel those not sent yet;
-    the closure notices themselves (`except_event`) are still to be sent. Its webhook endpoints, its preferences
-    and its bouncing addresses are deleted."""
+    the closure notices themselves (`except_event`) are still to be sent. Its webhook endpoints, its preferences,
+    its bouncing addresses and the copy of its enrolments (their contacts) are deleted."""
     pending = deliveries.c.status == "pending"
     await session.execute(
         update(deliveries)
@@ -218,6 +226,7 @@ async def forget_account(session: AsyncSession, account_id: uuid.UUID, *, except
     await session.execute(delete(webhook_endpoints).where(webhook_endpoints.c.account_id == account_id))
     await session.execute(delete(bouncing_addresses).where(bouncing_addresses.c.account_id == account_id))
     await session.execute(delete(notification_preferences).where(notification_preferences.c.account_id == account_id))
+    await session.execute(delete(enrolments).where(enrolments.c.account_id == account_id))  # their contacts
 
 
 def compose(

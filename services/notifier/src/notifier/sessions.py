@@ -62,7 +62,12 @@ async def apply(session: AsyncSession, event: Any, at: datetime) -> None:
         await session.execute(
             update(sessions)
             .where(copy.session_id == event.session_id, copy.status != "cancelled")
-            .values(status="cancelled", invitation_sequence=copy.invitation_sequence + 1, updated_at=at)
+            .values(
+                status="cancelled",
+                cancel_reason=event.reason,
+                invitation_sequence=copy.invitation_sequence + 1,
+                updated_at=at,
+            )
         )
 
 
