@@ -685,7 +685,7 @@ _paid_orders: dict[int, Any] = {}  # per scene: A's order paid by card (its invo
 async def as_manager_a(scene: Scene, method: str, path: str, **options: Any) -> Any:
     async with scene.client() as gateway:
         answer = await gateway.request(method, path, headers=bearer(scene.people["manager_a"].token), **options)
-        assert answer.status_code in (200, 201, 204), answer.text
+        assert answer.status_code in (200, 201, 202, 204), answer.text
         return answer.json() if answer.content else None
 
 
@@ -705,9 +705,11 @@ async def purchase_order_body(scene: Scene, caller: str) -> dict[str, Any]:
 
 
 async def card_order_of_a(scene: Scene) -> dict[str, Any]:
-    """A card order of A awaiting its payment."""
+    """A card order of A awaiting its payment: tokens enough for every enrolment the entries make (each would be
+    rejected for want of a token otherwise, and then no longer cancellable)."""
     path = f"/api/v1/accounts/{scene.account_a}/orders"
-    order: dict[str, Any] = await as_manager_a(scene, "POST", path, json=await card_lines(scene, "setup"))
+    lines = {"lines": [{"item_id": await unit_item(scene), "quantity": 30}]}
+    order: dict[str, Any] = await as_manager_a(scene, "POST", path, json=lines)
     return order
 
 
@@ -872,6 +874,91 @@ async def _publish_a_session(scene: Scene) -> str:
 
 async def a_published_session(scene: Scene, caller: str) -> Call:
     return Call({"session_id": await published_session(scene)})
+
+
+# --- enrolments (gateway.enrolment, gateway.enrolment_pages): A's enrolments in the scene's published session ------
+
+_known_sessions: dict[int, Any] = {}  # per scene: the published session, once enrollment's copy of it has arrived
+
+
+async def enrollable_session(scene: Scene) -> str:
+    if id(scene) not in _known_sessions:
+        _known_sessions[id(scene)] = asyncio.ensure_future(_known_to_enrollment(scene))
+    session_id: str = await asyncio.shield(_known_sessions[id(scene)])
+    return session_id
+
+
+async def _known_to_enrollment(scene: Scene) -> str:
+    session_id = await published_session(scene)
+    headers = {"X-Internal-Token": scene.system.internal_token}
+    async with httpx.AsyncClient(base_url=scene.system.url("enrollment"), headers=headers, timeout=30) as enrollment:
+        for _ in range(300):
+            if (await enrollment.get(f"/internal/sessions/{session_id}/enrolments")).status_code == 200:
+                return session_id
+            await asyncio.sleep(0.1)
+    raise AssertionError("enrollment never learnt of the scene's session")
+
+
+async def an_enrolment_request(scene: Scene, caller: str) -> Call:
+    """Enrol in the scene's session: only A's manager gets through (once: A then is enrolled)."""
+    body = {"session_id": await enrollable_session(scene), "expected_participants": 2}
+    return Call(scene.values(), json=body)
+
+
+_form_sessions: dict[int, Any] = {}  # per scene: the session the page's form enrols in (not the API's: A is in it)
+
+
+async def an_enrolment_form(scene: Scene, caller: str) -> Call:
+    """The session page's form: each caller enrols the institution they look at (member_a may not)."""
+    if id(scene) not in _form_sessions:
+        _form_sessions[id(scene)] = asyncio.ensure_future(fresh_session(scene))
+    values = {"session_id": await asyncio.shield(_form_sessions[id(scene)])}
+    return Call(values, form={"expected_participants": "2", "action": "enrol"})
+
+
+async def enrolment_of_a(scene: Scene) -> str:
+    """A fresh pending enrolment of A (A holds tokens from its paid order: it turns confirmed), in a session of its
+    own so that it never meets the scene's."""
+    await paid_order_of_a(scene)
+    session_id = await fresh_session(scene)
+    path = f"/api/v1/accounts/{scene.account_a}/enrolments"
+    asked = await as_manager_a(scene, "POST", path, json={"session_id": session_id, "expected_participants": 3})
+    return str(asked["id"])
+
+
+async def fresh_session(scene: Scene) -> str:
+    """A session of its own, published and known to enrollment."""
+    headers = {"X-Internal-Token": scene.system.internal_token}
+    async with httpx.AsyncClient(base_url=scene.system.url("catalogue"), headers=headers, timeout=60) as catalogue:
+        theme = await catalogue.post("/internal/back-office/themes", json={"title": f"Matrice {uuid.uuid4().hex[:8]}"})
+        body = {"theme_id": theme.json()["id"], "title": "Inscription", "local_start": catalogue_start()}
+        made = await catalogue.post("/internal/back-office/sessions", json=body)
+        assert made.status_code == 201, made.text
+        published = await catalogue.post(f"/internal/back-office/sessions/{made.json()['id']}/publish")
+        assert published.status_code == 200, published.text
+    session_id = str(made.json()["id"])
+    internal = {"X-Internal-Token": scene.system.internal_token}
+    async with httpx.AsyncClient(base_url=scene.system.url("enrollment"), headers=internal, timeout=30) as enrollment:
+        for _ in range(300):
+            if (await enrollment.get(f"/internal/sessions/{session_id}/enrolments")).status_code == 200:
+                return session_id
+            await asyncio.sleep(0.1)
+    raise AssertionError("enrollment never learnt of the session")
+
+
+async def an_enrolment_of_a(scene: Scene, caller: str) -> Call:
+    return Call(scene.values() | {"enrollment_id": await enrolment_of_a(scene)})
+
+
+async def a_waiting_list_request(scene: Scene, caller: str) -> Call:
+    """The scene's session has places: A's manager gets past the gateway and is told `places_available` (409)."""
+    values = scene.values() | {"session_id": await enrollable_session(scene)}
+    return Call(values, json={"expected_participants": 2})
+
+
+async def a_waiting_list_entry(scene: Scene, caller: str) -> Call:
+    """No entry of A's by that id: A's manager gets past the gateway and enrollment finds none (404)."""
+    return Call(scene.values() | {"entry_id": str(uuid.uuid4()), "session_id": await enrollable_session(scene)})
 
 
 # --- the catalogue back-office: themes, sessions, series and permanent rooms made for one call -------------------
@@ -1488,6 +1575,59 @@ ENTRIES: list[Entry] = [
     # the sandbox provider's payment page: reached by the checkout's unguessable id alone, like a provider's page
     everyone("GET", "/payments/sandbox/{checkout_id:str}", 200, a_checkout),
     everyone("POST", "/payments/sandbox/{checkout_id:str}", 303, a_checkout_declined),
+    # enrolments (gateway.enrolment): A's people read, its managers act; for the waiting-list routes A's manager gets
+    # past the gateway's check and is answered by enrollment (no full session, no entry of A's: 409, 404)
+    api("POST", "/api/v1/accounts/{account_id:uuid}/enrolments", ok(EDIT, 202), an_enrolment_request),
+    api("GET", "/api/v1/accounts/{account_id:uuid}/enrolments", READ),
+    api("GET", "/api/v1/accounts/{account_id:uuid}/enrolments/{enrollment_id:uuid}", READ, an_enrolment_of_a),
+    api(
+        "POST",
+        "/api/v1/accounts/{account_id:uuid}/enrolments/{enrollment_id:uuid}/cancellation",
+        EDIT,
+        an_enrolment_of_a,
+    ),
+    api(
+        "POST",
+        "/api/v1/accounts/{account_id:uuid}/sessions/{session_id:uuid}/waiting-list",
+        EDIT | {"manager_a": 409},
+        a_waiting_list_request,
+    ),
+    api(
+        "DELETE",
+        "/api/v1/accounts/{account_id:uuid}/sessions/{session_id:uuid}/waiting-list",
+        EDIT | {"manager_a": 404},
+        a_waiting_list_entry,
+    ),
+    api(
+        "POST",
+        "/api/v1/accounts/{account_id:uuid}/waiting-list/{entry_id:uuid}/confirmation",
+        EDIT | {"manager_a": 404},
+        a_waiting_list_entry,
+    ),
+    api("GET", "/api/v1/back-office/sessions/{session_id:uuid}/enrolments", ORGANISERS, a_published_session),
+    signed_in_page("/account/webvisio"),
+    page("POST", "/planning/sessions/{session_id:uuid}/enrolment", an_enrolment_form, **PAGE_EDIT),
+    page("POST", "/account/webvisio/{enrollment_id:uuid}/cancellation", an_enrolment_of_a, **A_MEMBER_PAGE),
+    page(
+        "POST",
+        "/account/webvisio/waiting-list/{entry_id:uuid}/confirmation",
+        a_waiting_list_entry,
+        anonymous=303,
+        member_a=403,
+        manager_a=404,
+        manager_b=404,
+        organiser=404,
+    ),
+    page(
+        "POST",
+        "/account/webvisio/sessions/{session_id:uuid}/waiting-list/leave",
+        a_waiting_list_entry,
+        anonymous=303,
+        member_a=403,
+        manager_a=404,
+        manager_b=404,
+        organiser=404,
+    ),
     # the public planning (gateway.catalogue, gateway.planning_pages): anyone, signed in or not
     everyone("GET", "/api/v1/planning"),
     everyone("GET", "/api/v1/planning/sessions/{session_id:uuid}", 200, a_published_session),

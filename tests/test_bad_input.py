@@ -52,6 +52,8 @@ REALISTIC: dict[str, Any] = {
 CATALOGUE_IDS = {name: str(uuid.uuid4()) for name in ("theme_id", "session_id", "series_id", "room_id")}
 # A webhook endpoint's id in paths: none of the account's (nothing passes the edge anyway).
 WEBHOOK_IDS = {"webhook_id": str(uuid.uuid4())}
+# An enrolment's and a waiting-list entry's ids in paths: none of the account's.
+ENROLMENT_IDS = {name: str(uuid.uuid4()) for name in ("enrollment_id", "entry_id")}
 
 
 @pytest.fixture(scope="module")
@@ -226,7 +228,8 @@ async def sweep(api: Api, client: httpx.AsyncClient) -> int:
 
 
 async def test_bad_input_to_every_public_route_is_a_400_and_stores_nothing(system, world):
-    gateway = Api(system.url("gateway"), "/api/", world.auth, world.path_values() | CATALOGUE_IDS | WEBHOOK_IDS)
+    ids = world.path_values() | CATALOGUE_IDS | WEBHOOK_IDS | ENROLMENT_IDS
+    gateway = Api(system.url("gateway"), "/api/", world.auth, ids)
     async with httpx.AsyncClient(timeout=30) as client:
         await gateway.load(client)
         before = await stored_counts(system.stack.database_url("accounts"))

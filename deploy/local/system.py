@@ -129,6 +129,8 @@ class System:
                 env["GATEWAY_BILLING_URL"] = self.url("billing")
             if "catalogue" in self.ports:  # themes, sessions, planning; without it their pages and routes answer 503
                 env["GATEWAY_CATALOGUE_URL"] = self.url("catalogue")
+            if "enrollment" in self.ports:  # enrolments, "Mes Webvisio"; without it their pages and routes answer 503
+                env["GATEWAY_ENROLLMENT_URL"] = self.url("enrollment")
             env["GATEWAY_SECRET_KEY"] = self.secret_key
             env["GATEWAY_BOUNCE_WEBHOOK_TOKEN"] = self.bounce_webhook_token
             # a permanent room's join form redirects to the conference server: the CSP's form-action must allow it

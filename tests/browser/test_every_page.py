@@ -62,6 +62,7 @@ PAGES = {
     "/account/orders": Visit("/account/orders", "manager"),
     "/account/orders/{order_id:uuid}": Visit("/account/orders/{order_id}?paid=1", "manager"),
     "/account/invoices": Visit("/account/invoices", "manager"),
+    "/account/webvisio": Visit("/account/webvisio", "manager"),
     "/payments/sandbox/{checkout_id:str}": Visit("/payments/sandbox/{checkout_id}"),
     "/back-office/organisers": Visit("/back-office/organisers", "organiser"),
     "/back-office/deliveries": Visit("/back-office/deliveries", "organiser"),

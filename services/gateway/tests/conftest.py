@@ -11,6 +11,7 @@ for name, url in {
     "GATEWAY_NOTIFIER_URL": f"http://{NOWHERE}",
     "GATEWAY_BILLING_URL": f"http://{NOWHERE}",
     "GATEWAY_CATALOGUE_URL": f"http://{NOWHERE}",
+    "GATEWAY_ENROLLMENT_URL": f"http://{NOWHERE}",
     "GATEWAY_DATABASE_URL": f"postgresql+asyncpg://postgres@{NOWHERE}/gateway",
 }.items():
     os.environ.setdefault(name, url)

@@ -2,6 +2,7 @@
 month calendar, a session's page and form, publish, the confirmation steps of a reschedule and a cancellation
 (gateway.back_office_catalogue), and the animator's way into a published session's room, as its moderator."""
 
+import asyncio
 import calendar
 import uuid
 import zoneinfo
@@ -46,6 +47,7 @@ from gateway.back_office_pages import organiser
 from gateway.i18n import N_, gettext
 from gateway.portal import FORM, clip, form_status
 from gateway.upstream import Upstream
+from servicekit.http import ProblemError
 
 PAGE_SIZE = 50
 CALENDAR_AT_MOST = 1000  # sessions read for one month's grid (pages of 200)
@@ -267,8 +269,17 @@ class BackOfficeSessionPages(Controller):
         return await self._session_form(catalogue, organiser, None, data, errors, form_status(answer.status_code))
 
     @get("/sessions/{session_id:uuid}")
-    async def session(self, session_id: uuid.UUID, organiser: dict[str, Any], catalogue: Upstream) -> Template:
-        return await self._session_page(catalogue, organiser, session_id)
+    async def session(
+        self,
+        session_id: uuid.UUID,
+        organiser: dict[str, Any],
+        catalogue: Upstream,
+        accounts: Upstream,
+        enrollment: Upstream,
+    ) -> Template:
+        session = await self._session(catalogue, organiser, session_id)
+        enrolments = await session_enrolments(enrollment, accounts, session_id, organiser["user_id"])
+        return self._shown(organiser, session, enrolments=enrolments)
 
     @get("/sessions/{session_id:uuid}/edit")
     async def edit_session(self, session_id: uuid.UUID, organiser: dict[str, Any], catalogue: Upstream) -> Template:
@@ -393,8 +404,10 @@ class BackOfficeSessionPages(Controller):
         errors: dict[str, str] | None = None,
         status_code: int = 200,
         join_form: JoinForm | None = None,
+        enrolments: dict[str, Any] | None = None,
     ) -> Template:
-        """The session's page: its terms, its actions and, once published, the animator's way into its room."""
+        """The session's page: its terms, its actions, once published the animator's way into its room, and its
+        enrolments and waiting list (`enrolments`: enrollment's answer with institution names; None: not shown)."""
         return catalogue_page(
             "back_office_catalogue_session.html",
             organiser,
@@ -402,6 +415,7 @@ class BackOfficeSessionPages(Controller):
             session=session,
             errors=errors or {},
             join_form=join_form or JoinForm.of(organiser),
+            enrolments=enrolments,
         )
 
     async def _session_form(
@@ -415,3 +429,33 @@ class BackOfficeSessionPages(Controller):
     ) -> Template:
         template = "back_office_catalogue_session_form.html"
         return await terms_form_page(template, catalogue, organiser, form, errors, status_code, session=session)
+
+
+async def session_enrolments(
+    enrollment: Upstream, accounts: Upstream, session_id: uuid.UUID, actor: str
+) -> dict[str, Any] | None:
+    """The session's enrolments and waiting list as enrollment keeps them, each with its institution's name (from
+    accounts; its id when accounts does not say); `{"unavailable": True}` when enrollment did not answer; None for
+    a session enrollment does not know (a draft: nobody can enrol yet)."""
+    try:
+        answer = await enrollment.call("GET", f"/internal/sessions/{session_id}/enrolments?limit=1000", actor=actor)
+    except ProblemError:
+        return {"unavailable": True}
+    if answer.status_code == 404:
+        return None
+    if answer.status_code != 200:
+        return {"unavailable": True}
+    shown: dict[str, Any] = answer.json()
+    ids = sorted({row["account_id"] for row in [*shown["items"], *shown["waiting_list"]]})
+
+    async def name_of(account_id: str) -> tuple[str, str]:
+        try:
+            found = await accounts.call("GET", f"/internal/accounts/{account_id}/profile", actor=actor)
+        except ProblemError:
+            return account_id, account_id
+        return account_id, (found.json().get("name") if found.status_code == 200 else None) or account_id
+
+    names = dict(await asyncio.gather(*map(name_of, ids)))
+    for row in [*shown["items"], *shown["waiting_list"]]:
+        row["institution"] = names[row["account_id"]]
+    return shown

@@ -44,6 +44,8 @@ from gateway.billing import PaymentsApi, PriceListApi, WalletApi
 from gateway.billing_pages import BillingPages, SandboxPaymentPages
 from gateway.catalogue import PLANNING_ANSWERS, PlanningApi
 from gateway.dashboard import DashboardApi, Sources
+from gateway.enrolment import BackOfficeEnrolmentApi, EnrolmentApi
+from gateway.enrolment_pages import EnrolmentPages
 from gateway.headers import security_headers
 from gateway.idempotency import Idempotency
 from gateway.limits import RateLimiter, limited_identity
@@ -89,6 +91,7 @@ idempotency = Idempotency(store)
 notifier = Upstream("notifier", settings.notifier_url, settings.upstream_timeout_seconds, token)
 billing = Upstream("billing", settings.billing_url, settings.upstream_timeout_seconds, token)  # not in readiness either
 catalogue = Upstream("catalogue", settings.catalogue_url, settings.upstream_timeout_seconds, token)  # nor this one
+enrollment = Upstream("enrollment", settings.enrollment_url, settings.upstream_timeout_seconds, token)  # nor this
 PLANNING_ANSWERS.ttl = settings.planning_cache_seconds
 dashboard_sources = Sources(
     {"accounts": accounts, "notifier": notifier, "billing": billing}, settings.dashboard_timeout_seconds
@@ -103,7 +106,7 @@ def portal_templates(engine: JinjaTemplateEngine) -> None:
     environment = engine.engine
     i18n.install(environment)
     # the services this gateway reaches: their pages appear in the menus
-    upstreams = {"accounts", "notifier", "billing", "catalogue"}
+    upstreams = {"accounts", "notifier", "billing", "catalogue", "enrollment"}
     environment.globals.update(
         navigation=NavigationView(Navigation(frozenset(upstreams))),
         support=support,
@@ -131,6 +134,7 @@ async def lifespan(_: Litestar) -> AsyncIterator[None]:
     notifier.open()
     billing.open()
     catalogue.open()
+    enrollment.open()
     try:
         yield
     finally:
@@ -141,6 +145,7 @@ async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await notifier.close()
         await billing.close()
         await catalogue.close()
+        await enrollment.close()
 
 
 app = build_http_app(
@@ -168,6 +173,8 @@ app = build_http_app(
         WalletApi,
         PaymentsApi,
         PlanningApi,
+        EnrolmentApi,
+        BackOfficeEnrolmentApi,
         Portal,
         AccountPages,
         MemberPages,
@@ -186,6 +193,7 @@ app = build_http_app(
         BillingPages,
         SandboxPaymentPages,
         PlanningPages,
+        EnrolmentPages,
         swagger_asset,
         static_files(),
     ],
@@ -195,6 +203,7 @@ app = build_http_app(
         "notifier": Provide(lambda: notifier, sync_to_thread=False),
         "billing": Provide(lambda: billing, sync_to_thread=False),
         "catalogue": Provide(lambda: catalogue, sync_to_thread=False),
+        "enrollment": Provide(lambda: enrollment, sync_to_thread=False),
         "dashboard_sources": Provide(lambda: dashboard_sources, sync_to_thread=False),
         "sessions": Provide(lambda: sessions, sync_to_thread=False),
         "authenticated": Provide(current_identity),

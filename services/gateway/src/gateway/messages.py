@@ -87,6 +87,31 @@ MESSAGES = {
     "mixed_vat_rates": N_("Ces offres ne peuvent pas figurer sur une même commande : commandez-les séparément."),
     "payment_provider_unavailable": N_("Le paiement par carte est momentanément indisponible : réessayez plus tard."),
     "order_not_pending": N_("Cette commande n'est plus en attente."),
+    # enrolments (enrollment's refusals, and billing's reasons for rejecting an enrolment)
+    "session_unavailable": N_(
+        "Cette session n'est pas ouverte aux inscriptions (elle a commencé, a eu lieu ou est annulée)."
+    ),
+    "enrolment_closed": N_("Les inscriptions à cette session sont closes."),
+    "session_full": N_("Cette session est complète : rejoignez sa liste d'attente."),
+    "already_enrolled": N_("Votre établissement est déjà inscrit à cette session."),
+    "already_waiting": N_(
+        "Votre établissement est déjà sur la liste d'attente de cette session : confirmez la place quand elle vous est "
+        "proposée, depuis « Mes Webvisio »."
+    ),
+    "session_privatised": N_("Cette session est privatisée par un autre établissement."),
+    "privatisation_unavailable": N_(
+        "Cette session ne peut pas être privatisée : elle n'a pas de tarif de privatisation, ou d'autres "
+        "établissements y sont déjà inscrits ou en attente."
+    ),
+    "places_available": N_("Il reste des places : inscrivez-vous directement."),
+    "cancellation_closed": N_("L'annulation n'est plus possible : elle se fait au plus tard 48 heures avant le début."),
+    "not_cancellable": N_("Cette inscription ne peut pas être annulée."),
+    "no_place_offered": N_(
+        "Aucune place ne vous est réservée pour cette session, ou le délai pour la confirmer est passé."
+    ),
+    "insufficient_balance": N_("Votre établissement n'a pas assez de jetons."),
+    "account_unverified": N_("Le compte de votre établissement n'est pas encore vérifié."),
+    "unknown_account": N_("Ce compte est inconnu du service de facturation."),
     # outgoing webhooks (the notifier's refusals)
     "invalid_url": N_(
         "Cette adresse n'est pas acceptée : une adresse https:// complète, sans identifiant ni mot de passe, ni "

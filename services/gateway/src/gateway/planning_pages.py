@@ -37,6 +37,7 @@ from gateway.i18n import N_, gettext, ngettext
 from gateway.member_pages import page_number
 from gateway.portal import page
 from gateway.upstream import Upstream
+from gateway.web import current_account
 from servicekit.http import ProblemError
 
 PAGE_SIZE = 20
@@ -380,30 +381,10 @@ class PlanningPages(Controller):
         request: Request[Any, Any, Any],
         visitor: dict[str, Any] | None,
         catalogue: Upstream,
+        billing: Upstream,
         tz: str | None = None,
     ) -> Template:
-        now = datetime.now(UTC)
-        zone, error = viewer_zone(tz)
-        errors = {"tz": error} if error else {}
-        context = {"zones": zone_choices(zone, now), "errors": errors, "session_id": session_id}
-        try:
-            answer = await catalogue.call("GET", f"/internal/sessions/{session_id}")
-        except ProblemError:
-            return page("session_page.html", visitor, 503, session=None, **context)
-        if answer.status_code == 404:
-            raise NotFoundException
-        if answer.status_code != 200:
-            return page("session_page.html", visitor, 503, session=None, **context)
-        session = shown_session(answer.json(), zone)
-        context["zones"] = zone_choices(zone, _instant(session["starts_at"]))  # the offsets on the session's day
-        month = session["day"].replace(day=1)
-        back = Filters(month=month, zone=zone).url()
-        theme = Filters(month=month, zone=zone, theme_id=session["theme_id"]).url()
-        feed = str(request.base_url).rstrip("/") + "/planning.ics"
-        return page(
-            "session_page.html", visitor, 400 if errors else 200, session=session, back_url=back,
-            theme_url=theme, feed_url=feed, **context,
-        )  # fmt: skip
+        return await session_page(request, visitor, catalogue, billing, session_id, tz)
 
     @get("/planning/sessions/{session_id:uuid}/calendar.ics")
     async def session_calendar(self, session_id: uuid.UUID, catalogue: Upstream) -> Response[Any]:
@@ -418,3 +399,65 @@ class PlanningPages(Controller):
         """The planning's feed, to subscribe to (the same as `GET /api/v1/planning.ics`)."""
         path = "/internal/planning.ics" + (f"?{urlencode({'theme_id': theme_id})}" if theme_id else "")
         return calendar_answer(await catalogue.call("GET", path), "visiopass-planning.ics")
+
+
+async def session_page(
+    request: Request[Any, Any, Any],
+    visitor: dict[str, Any] | None,
+    catalogue: Upstream,
+    billing: Upstream,
+    session_id: uuid.UUID,
+    tz: str | None = None,
+    status_code: int = 200,
+    **extra: Any,
+) -> Template:
+    """One session's public page with, for a manager of the institution shown, the enrolment form ("S'inscrire")
+    and the institution's token balance; `extra`: the form as typed and its refusal (gateway.enrolment_pages)."""
+    now = datetime.now(UTC)
+    zone, error = viewer_zone(tz)
+    errors = {"tz": error} if error else {}
+    context = {
+        "zones": zone_choices(zone, now), "errors": errors, "session_id": session_id, "enrol_typed": {},
+        "enrol_errors": {}, **await enrolment_context(request, visitor, billing), **extra,
+    }  # fmt: skip
+    try:
+        answer = await catalogue.call("GET", f"/internal/sessions/{session_id}")
+    except ProblemError:
+        return page("session_page.html", visitor, 503, session=None, **context)
+    if answer.status_code == 404:
+        raise NotFoundException
+    if answer.status_code != 200:
+        return page("session_page.html", visitor, 503, session=None, **context)
+    session = shown_session(answer.json(), zone)
+    context["zones"] = zone_choices(zone, _instant(session["starts_at"]))  # the offsets on the session's day
+    month = session["day"].replace(day=1)
+    back = Filters(month=month, zone=zone).url()
+    theme = Filters(month=month, zone=zone, theme_id=session["theme_id"]).url()
+    feed = str(request.base_url).rstrip("/") + "/planning.ics"
+    if errors and status_code == 200:
+        status_code = 400
+    return page(
+        "session_page.html", visitor, status_code, session=session, back_url=back, theme_url=theme, feed_url=feed,
+        **context,
+    )  # fmt: skip
+
+
+async def enrolment_context(
+    request: Request[Any, Any, Any], visitor: dict[str, Any] | None, billing: Upstream
+) -> dict[str, Any]:
+    """Who may enrol from the session page: `enrol_role` ("manager", "member", or None for a visitor of no
+    institution or not logged in) for the institution shown, and its balance (`wallet`, None when unknown)."""
+    if visitor is None:
+        return {"enrol_role": None, "wallet": None}
+    account_id = current_account(request, visitor)
+    if account_id is None:
+        return {"enrol_role": None, "wallet": None}
+    role = visitor.get("memberships", {}).get(str(account_id))
+    wallet = None
+    if role == "manager":
+        try:
+            answer = await billing.call("GET", f"/internal/accounts/{account_id}/wallet", actor=visitor["user_id"])
+            wallet = answer.json() if answer.status_code == 200 else None
+        except ProblemError:
+            wallet = None
+    return {"enrol_role": role, "wallet": wallet}

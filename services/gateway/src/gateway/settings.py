@@ -25,6 +25,8 @@ class GatewaySettings(BaseSettings):
     billing_url: str = "http://127.0.0.1:8102"
     # Themes, sessions, the planning, rooms (gateway.catalogue); not part of the readiness either.
     catalogue_url: str = "http://127.0.0.1:8103"
+    # Enrolments and waiting lists (gateway.enrolment); not part of the readiness either.
+    enrollment_url: str = "http://127.0.0.1:8104"
     # How long the public planning's answers are reused (gateway.catalogue); 0: asked of the catalogue every time.
     planning_cache_seconds: float = Field(2.0, ge=0, le=300)
     # How long "Mon compte" waits for each of its parts (gateway.dashboard) before showing it unavailable.

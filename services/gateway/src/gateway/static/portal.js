@@ -26,9 +26,41 @@ function confirmDestructive(form) {
   });
 }
 
+// "Mes Webvisio": while an enrolment is pending, the list is read again every 1.5 s (a minute at most) and
+// replaced, so that "confirmée" shows without a reload; its table body is a polite live region.
+function refreshWhilePending(section) {
+  let rounds = 0;
+  async function again() {
+    rounds += 1;
+    try {
+      const answer = await fetch(window.location.pathname, { credentials: "same-origin" });
+      if (answer.ok) {
+        const fresh = new DOMParser().parseFromString(await answer.text(), "text/html").getElementById(section.id);
+        if (fresh) {
+          const rows = section.querySelector("tbody");
+          const freshRows = fresh.querySelector("tbody");
+          if (rows && freshRows) rows.innerHTML = freshRows.innerHTML;
+          else section.innerHTML = fresh.innerHTML;
+          if (!fresh.hasAttribute("data-refresh-while-pending")) {
+            section.removeAttribute("data-refresh-while-pending");
+            const hint = section.querySelector("#pending-hint");
+            if (hint) hint.remove();
+            return;
+          }
+        }
+      }
+    } catch (error) {
+      // the next round tries again
+    }
+    if (rounds < 40) window.setTimeout(again, 1500);
+  }
+  window.setTimeout(again, 1500);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("form[data-follows-kind]").forEach(followInstitutionKind);
   document.querySelectorAll("form[data-confirm]").forEach(confirmDestructive);
+  document.querySelectorAll("[data-refresh-while-pending]").forEach(refreshWhilePending);
   // After a refused form, focus the summary of its errors, so screen readers announce it.
   const summary = document.querySelector(".error-summary");
   if (summary) summary.focus();
