@@ -889,14 +889,18 @@ async def enrollable_session(scene: Scene) -> str:
 
 
 async def _known_to_enrollment(scene: Scene) -> str:
-    session_id = await published_session(scene)
+    return await known_to_enrollment(scene, await published_session(scene))
+
+
+async def known_to_enrollment(scene: Scene, session_id: str) -> str:
+    """`session_id` once enrollment's copy of the session has arrived (from catalogue's events)."""
     headers = {"X-Internal-Token": scene.system.internal_token}
     async with httpx.AsyncClient(base_url=scene.system.url("enrollment"), headers=headers, timeout=30) as enrollment:
         for _ in range(300):
             if (await enrollment.get(f"/internal/sessions/{session_id}/enrolments")).status_code == 200:
                 return session_id
             await asyncio.sleep(0.1)
-    raise AssertionError("enrollment never learnt of the scene's session")
+    raise AssertionError(f"enrollment never learnt of session {session_id}")
 
 
 async def an_enrolment_request(scene: Scene, caller: str) -> Call:
@@ -936,14 +940,7 @@ async def fresh_session(scene: Scene) -> str:
         assert made.status_code == 201, made.text
         published = await catalogue.post(f"/internal/back-office/sessions/{made.json()['id']}/publish")
         assert published.status_code == 200, published.text
-    session_id = str(made.json()["id"])
-    internal = {"X-Internal-Token": scene.system.internal_token}
-    async with httpx.AsyncClient(base_url=scene.system.url("enrollment"), headers=internal, timeout=30) as enrollment:
-        for _ in range(300):
-            if (await enrollment.get(f"/internal/sessions/{session_id}/enrolments")).status_code == 200:
-                return session_id
-            await asyncio.sleep(0.1)
-    raise AssertionError("enrollment never learnt of the session")
+    return await known_to_enrollment(scene, str(made.json()["id"]))
 
 
 async def an_enrolment_of_a(scene: Scene, caller: str) -> Call:
