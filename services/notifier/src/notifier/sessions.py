@@ -16,7 +16,6 @@ from sqlalchemy import Row, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.envelope import Envelope
 from contracts.events.catalogue import SessionCancelled, SessionRescheduled, SessionScheduled, SessionUpdated
 from notifier.models import sessions
 
@@ -73,10 +72,3 @@ async def apply(session: AsyncSession, event: Any, at: datetime) -> None:
 
 async def session_of(session: AsyncSession, session_id: uuid.UUID) -> Row[Any] | None:
     return (await session.execute(select(sessions).where(sessions.c.session_id == session_id))).one_or_none()
-
-
-def session_handler():  # type: ignore[no-untyped-def]
-    async def on_session_event(session: AsyncSession, envelope: Envelope) -> None:
-        await apply(session, envelope.event, envelope.time)
-
-    return on_session_event
