@@ -14,5 +14,5 @@ def test_a_second_run_takes_the_first_runs_secrets_and_nobody_else_reads_them(tm
     second = System(stack=None, log_dir=tmp_path)
     assert second.room_secret != first.room_secret  # each System draws its own ...
     second.keep_secrets(kept)
-    for name in ("internal_token", "secret_key", "event_secret_keys", "webhook_secret", "room_secret"):
+    for name in ("internal_token", "secret_key", "event_secret_keys", "webhook_secret", "room_secret", "link_key"):
         assert getattr(second, name) == getattr(first, name), name  # ... until it takes the kept ones

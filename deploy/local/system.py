@@ -51,6 +51,8 @@ class System:
     webhook_secret: str = field(default_factory=lambda: "whsec_" + secrets.token_urlsafe(24), repr=False)
     # keys the conference rooms' PINs and passwords, and signs the Jitsi tokens (catalogue.rooms)
     room_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    # makes the participation links and the feedback links of certificates (only their hashes are stored)
+    link_key: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     settings: dict[str, str] = field(default_factory=dict)  # extra environment, e.g. ACCOUNTS_* limits
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     gateway_metrics_port: int | None = None  # None: the gateway's port + GATEWAY_METRICS_PORT_SHIFT
@@ -91,8 +93,10 @@ class System:
             env[f"{prefix}DATABASE_URL"] = self.stack.database_url(name)
             if name not in WITHOUT_KAFKA:
                 env[f"{prefix}KAFKA_BOOTSTRAP_SERVERS"] = self.stack.kafka_bootstrap
-        if name in ("accounts", "notifier"):
+        if name in ("accounts", "enrollment", "notifier"):
             env[f"{prefix}EVENT_SECRET_KEYS"] = self.event_secret_keys
+        if name == "enrollment":
+            env["ENROLLMENT_LINK_KEY"] = self.link_key
         if name == "notifier":
             env |= {
                 "NOTIFIER_SMTP_HOST": "127.0.0.1",

@@ -50,6 +50,7 @@ from contracts.events.enrollment import (
     EnrollmentRejected,
     EnrollmentRequested,
     ParticipationLinkIssued,
+    ParticipationLinkShared,
     WaitingListPlaceOffered,
 )
 from contracts.events.notifier import NotificationFailed, NotificationSent
@@ -92,6 +93,8 @@ EXAMPLE_TOKENS = {
     ("EmailChangeRequested", "confirmation_token"): "cH4jP6cA0evKq3Xw9mZ2rT7yB1nL5sD8",
     ("EmailChanged", "revert_token"): "rV3xW9mZ2rT7yB1nL5sD8fH4jP6cA0ev",
     ("ParticipationLinkIssued", "join_token"): "jT4jP6cA0evKq3Xw9mZ2rT7yB1nL5sD8",
+    ("ParticipationLinkShared", "join_token"): "sH8fH4jP6cA0evKq3Xw9mZ2rT7yB1nL5",
+    ("CertificateIssued", "feedback_token"): "fB2rT7yB1nL5sD8fH4jP6cA0evKq3Xw9",
 }
 
 _EXAMPLES: list[Event] = [
@@ -292,6 +295,20 @@ _EXAMPLES: list[Event] = [
         participant_name="Paul Durand",
         pdf_url=f"/certificates/{CERTIFICATE_ID}.pdf",
         issued_at=datetime(2025, 3, 20, 15, 5, tzinfo=UTC),
+        verification_code="7KQ2-M9XD-4TRB-H3WF",
+        feedback_token="v1.example.FlOuaxMY5ppjV4WuuoOkME0rCNgdAWCT7wtgutDFCLuU0BgFU05vamWjlcDiYukNYApAt0dAuwuSeLvm",
+        notice=BUYER,
+    ),
+    ParticipationLinkShared(
+        **ENROLMENT,
+        share_id=uuid.UUID("d0000000-0000-4000-8000-000000000005"),
+        channel="email",
+        recipient="paul.durand@example.fr",
+        recipient_name="Paul Durand",
+        sender_name="Claire Martin",
+        message="Paul, voici le lien pour la session de jeudi.",
+        language="fr",
+        join_token="v1.example.9k3INbLurCc-n85KmnhaPDmQlN7Zu-ztD4slhLPKUcoR4o7WzXFihQfiynucDcZa1kn3Ihork8PTxsqR",
     ),
     WaitingListPlaceOffered(
         entry_id=uuid.UUID("d0000000-0000-4000-8000-000000000004"),

@@ -105,6 +105,7 @@ TOPICS: dict[str, Topic] = {
                 enrollment.AttendanceRecorded,
                 enrollment.CertificateIssued,
                 enrollment.WaitingListPlaceOffered,
+                enrollment.ParticipationLinkShared,
             ),
         ),
         Topic(

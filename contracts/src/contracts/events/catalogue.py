@@ -27,6 +27,9 @@ class SessionTerms(SessionEvent):
 
     theme_id: uuid.UUID = Field(description="Id of the session's theme.")
     title: NonEmptyStr = Field(max_length=200, description="Title shown to institutions.")
+    theme_title: str | None = Field(
+        None, max_length=200, description="Title of the session's theme (for certificates and statistics)."
+    )
     starts_at: UtcDatetime = Field(description="Start (UTC).")
     duration_minutes: int = Field(ge=15, le=480, description="Length in minutes (60 or 90 usually).")
     timezone: NonEmptyStr = Field("Europe/Paris", description="IANA time zone the session is shown in.")

@@ -119,16 +119,46 @@ class AttendanceRecorded(EnrollmentEvent):
 
 
 class CertificateIssued(EnrollmentEvent):
-    """An attendance certificate was issued for a participant."""
+    """An attendance certificate was issued for a participant (after the session ended); the notifier sends the
+    thank-you mail with the certificate and the person's feedback link."""
 
     type: Literal["CertificateIssued"] = "CertificateIssued"
     certificate_id: uuid.UUID = Field(description="Id of the certificate.")
-    attendance_id: uuid.UUID = Field(description="Id of the attendance it certifies.")
+    attendance_id: uuid.UUID = Field(description="Id of the attendance it certifies (the person's first join).")
     participant_name: NonEmptyStr = Field(description="Name printed on the certificate.")
     participant_email: Email | None = Field(
-        None, description="Where to send it; when absent, it goes to the account manager."
+        None, description="Where to send it; when absent, it goes to the enrolment's contact (`notice`)."
     )
     pdf_url: NonEmptyStr = Field(
         description="Path of the PDF on the public site, relative to its base URL, e.g. /certificates/<id>.pdf."
     )
     issued_at: UtcDatetime = Field(description="When the certificate was issued (UTC).")
+    verification_code: str | None = Field(
+        None, max_length=32, description="Code printed on the certificate, checked by anyone at /certificates/verify."
+    )
+    feedback_token: SealedSecret | None = Field(
+        None,
+        description="Token of the person's feedback link /feedback/<token>, sealed for the notifier "
+        "(contracts.secrets) and bound to this event, field and enrolment.",
+    )
+    notice: Notice | None = Field(
+        None, description="The enrolment's contact, who gets the mail when the participant left no address."
+    )
+
+
+class ParticipationLinkShared(EnrollmentEvent):
+    """A manager sent the institution's participation link to a staff member (now or at the time they chose), by
+    email or SMS, with a personal message; the notifier delivers it."""
+
+    type: Literal["ParticipationLinkShared"] = "ParticipationLinkShared"
+    share_id: uuid.UUID = Field(description="Id of this sending (one per recipient).")
+    channel: Literal["email", "sms"] = Field(description="How to send it.")
+    recipient: NonEmptyStr = Field(max_length=320, description="Email address, or phone number in E.164 for SMS.")
+    recipient_name: str | None = Field(None, max_length=200, description="Name of the recipient, if given.")
+    sender_name: str | None = Field(None, max_length=200, description="Name of the manager who shares the link.")
+    message: str | None = Field(None, max_length=1000, description="The manager's personal message, as typed.")
+    language: Literal["fr", "en"] = Field("fr", description="Language of the mail or SMS.")
+    join_token: SealedSecret = Field(
+        description="Token of the link /join/<join_token>, sealed for the notifier (contracts.secrets) "
+        "and bound to this event, field and enrolment."
+    )
