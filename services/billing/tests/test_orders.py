@@ -4,6 +4,7 @@ import asyncio
 import io
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from pypdf import PdfReader
@@ -192,6 +193,38 @@ async def test_a_purchase_order_is_validated_once_into_tokens_and_an_invoice_pay
         pdf = await session.scalar(select(documents.c.pdf).where(documents.c.id == invoice.invoice_id))
     words = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
     assert "SERV-42" in words and "BC-117" in words
+
+
+async def validated_purchase_order(
+    db: Database, account: uuid.UUID, sessions: list[uuid.UUID]
+) -> tuple[Any, list[Any]]:
+    """A purchase order of two unit tokens naming `sessions`, placed then validated: (the order, its events)."""
+    async with db.transaction() as session:
+        lines = await order_lines(session, [(await item(db, "unit"), 2)])
+        details = PurchaseOrderDetails("BC-118", "SERV-42", None, tuple(sessions))
+        row, _ = await orders.place(
+            session,
+            account_id=account,
+            payment_method="purchase_order",
+            lines=lines,
+            buyer=SCHOOL,
+            notice=NOTICE,
+            now=NOW,
+            purchase_order=details,
+        )
+        _, events = await orders.validate(session, SETTINGS, row.id, None, NOW)
+    return row, events
+
+
+async def test_a_purchase_order_naming_sessions_names_them_in_its_last_credit_with_its_notice(db: Database) -> None:
+    account, sessions = await verified_account(db), [uuid.uuid4(), uuid.uuid4()]
+    row, events = await validated_purchase_order(db, account, sessions)
+    assert orders.shown(row)["enrol_session_ids"] == [str(value) for value in sessions]
+    (credit,) = [event for event in events if isinstance(event, TokenPurchased)]
+    assert credit.enrol_session_ids == sessions and credit.notice is not None
+    assert credit.notice.email == NOTICE["email"]
+    _, events = await validated_purchase_order(db, account, [])  # naming none: no session, and no notice
+    assert [(e.enrol_session_ids, e.notice) for e in events if isinstance(e, TokenPurchased)] == [([], None)]
 
 
 async def test_bundles_cannot_be_paid_by_purchase_order_and_public_buyers_give_their_service_code(db: Database) -> None:

@@ -41,6 +41,15 @@ class TokenPurchased(WalletEvent):
     payment_method: PaymentMethod = Field(description="How the order is paid.")
     expires_at: UtcDatetime = Field(description="When the lot's unused tokens expire (UTC).")
     balance_after: int = Field(ge=0, description="Usable tokens of the account after the credit.")
+    enrol_session_ids: list[uuid.UUID] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Sessions the purchase order named: enrollment requests these enrolments once the order's "
+        "tokens are credited (set on the order's last TokenPurchased only; empty otherwise).",
+    )
+    notice: Notice | None = Field(
+        None, description="The manager who sent the order, told of those enrolments; None when unknown or unnamed."
+    )
 
 
 class TokensDebited(WalletEvent):

@@ -15,6 +15,8 @@ RejectionReason = Literal[
     "unknown_account",
     "session_full",
     "session_unavailable",
+    "enrolment_closed",
+    "already_waiting",
     "already_enrolled",
     "session_privatised",
     "privatisation_unavailable",

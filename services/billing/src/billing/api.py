@@ -81,6 +81,8 @@ class OrderInput(BaseModel):
     buyer_order_number: text(60) | None = None  # type: ignore[valid-type]
     service_code: text(100) | None = None  # type: ignore[valid-type]
     commitment_number: text(60) | None = None  # type: ignore[valid-type]
+    # purchase orders only: sessions enrolled in once the order's tokens are credited
+    enrol_session_ids: Annotated[list[uuid.UUID], Field(max_length=10)] = []
 
 
 class RefusalInput(BaseModel):
@@ -330,7 +332,14 @@ class AccountBillingApi(Controller):
                     422, "buyer_order_number_required", "Missing order number", field="buyer_order_number"
                 )
             details = PurchaseOrderDetails(
-                data.buyer_order_number, data.service_code or None, data.commitment_number or None
+                data.buyer_order_number,
+                data.service_code or None,
+                data.commitment_number or None,
+                tuple(dict.fromkeys(data.enrol_session_ids)),
+            )
+        elif data.enrol_session_ids:
+            raise ProblemError(
+                422, "sessions_need_purchase_order", "Only a purchase order names sessions", field="enrol_session_ids"
             )
         try:
             async with service.db.transaction() as session:

@@ -23,7 +23,7 @@ from sqlalchemy import (
     Uuid,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 metadata = MetaData()
 
@@ -86,6 +86,8 @@ orders = Table(
     Column("validated_by", Uuid),
     Column("refused_at", DateTime(timezone=True)),
     Column("refusal_reason", String(500)),
+    # sessions a purchase order names: enrolled in once its tokens are credited (migration 0003)
+    Column("enrol_session_ids", ARRAY(Uuid), nullable=False, server_default=text("'{}'")),
     Index("orders_account", "account_id", text("created_at DESC")),
     Index("orders_status", "status", "created_at"),
 )

@@ -4,6 +4,8 @@ Card: awaiting_payment -> paid (the provider's webhook) | payment_failed | expir
 person). Purchase order: awaiting_validation -> validated | refused. An order is fulfilled once, when it becomes
 paid or validated, in the transaction that changes its status (a row lock on the order): its lots are credited
 (TokenPurchased, one lot per line, each with its line's validity) and its invoice is issued (InvoiceIssued).
+A purchase order may name up to 10 sessions (`enrol_session_ids`): its last TokenPurchased carries them, with the
+order's notice, and enrollment requests those enrolments once the tokens are there.
 A paid webhook for an order already paid, a second validation, a refusal after validation: nothing happens.
 
 The webhook is idempotent on the provider's event id (webhook_events' primary key, written in the same
@@ -44,6 +46,7 @@ class PurchaseOrderDetails:
     buyer_order_number: str
     service_code: str | None
     commitment_number: str | None
+    enrol_session_ids: tuple[uuid.UUID, ...] = ()  # sessions to enrol in once the tokens are credited
 
 
 async def place(
@@ -94,6 +97,7 @@ async def place(
                 buyer_order_number=purchase_order.buyer_order_number if purchase_order else None,
                 service_code=purchase_order.service_code if purchase_order else None,
                 commitment_number=purchase_order.commitment_number if purchase_order else None,
+                enrol_session_ids=list(purchase_order.enrol_session_ids) if purchase_order else [],
                 created_at=now,
                 updated_at=now,
             )
@@ -167,6 +171,11 @@ async def _fulfil(
                 expires_at=expires_at,
                 balance_after=after,
             )
+        )
+    if order.enrol_session_ids and events:
+        # the last credit names the sessions: every token of the order is there when enrollment reads it
+        events[-1] = events[-1].model_copy(
+            update={"enrol_session_ids": list(order.enrol_session_ids), "notice": _notice(order)}
         )
     issued = await invoicing.issue_invoice(session, settings, order, now, paid=paid)
     return events + issued.events
@@ -247,7 +256,7 @@ async def refuse(session: AsyncSession, order_id: uuid.UUID, reason: str, now: d
         reference=order.reference,
         reason=reason,
         refused_at=now,
-        notice=Notice.model_validate(order.notice) if order.notice else None,
+        notice=_notice(order),
     )
     return order, [event]
 
@@ -274,6 +283,10 @@ async def credit_note(
     return issued, issued.events + withdrawn
 
 
+def _notice(order: Any) -> Notice | None:
+    return Notice.model_validate(order.notice) if order.notice else None
+
+
 def age_seconds(order: Any, now: datetime) -> int:
     return max(0, int((now - order.created_at).total_seconds()))
 
@@ -296,6 +309,7 @@ def shown(order: Any, invoice: Any = None) -> dict[str, Any]:
         "buyer_order_number": order.buyer_order_number,
         "service_code": order.service_code,
         "commitment_number": order.commitment_number,
+        "enrol_session_ids": [str(session_id) for session_id in order.enrol_session_ids],
         "has_signed_order": bool(order.has_signed_order),
         "checkout_url": order.checkout_url if order.status == "awaiting_payment" else None,
         "created_at": stamp(order.created_at),
