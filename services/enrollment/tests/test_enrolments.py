@@ -5,14 +5,14 @@ import asyncio
 import importlib.util
 import uuid
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from contracts.events.billing import TokenDebitRejected, TokensDebited
+from contracts.events.billing import TokenDebitRejected, TokenPurchased, TokensDebited
 from contracts.events.catalogue import (
     SessionCancelled,
     SessionEnded,
@@ -20,6 +20,7 @@ from contracts.events.catalogue import (
     SessionStarting,
     SessionUpdated,
 )
+from contracts.examples import PRICE
 from enrollment import jobs, service
 from enrollment.models import enrolments, sessions
 from enrollment.service import EnrolmentRefused
@@ -412,3 +413,45 @@ async def test_the_requesters_contact_is_kept_and_told_in_each_event(db) -> None
     async with db.transaction() as session:
         events = await service.session_cancelled(session, session_id, NOW)
     assert [(e.enrollment_id, e.notice) for e in events] == [(anonymous.id, None)]
+
+
+# --- sessions named by a purchase order -----------------------------------------------------------------------
+
+
+async def test_a_purchase_orders_sessions_are_requested_once_credited_and_local_refusals_are_told(db) -> None:  # type: ignore[no-untyped-def]
+    account_id, claire = uuid.uuid4(), {"email": "claire@example.fr", "name": "Claire", "language": "fr"}
+    open_one, already = await w.new_session(db, price_tokens=2), await w.new_session(db)
+    full = await w.new_session(db, capacity=1)
+    await w.enrol(db, full)
+    closing = await w.new_session(db, starts_at=datetime.now(UTC) + RULES.close_before / 2)
+    await w.enrol(db, already, account_id=account_id)
+    unknown = uuid.uuid4()
+    credit = TokenPurchased(
+        account_id=account_id,
+        order_id=uuid.uuid4(),
+        lot_id=uuid.uuid4(),
+        tokens=5,
+        amounts=PRICE,
+        payment_method="purchase_order",
+        expires_at=NOW + timedelta(days=700),
+        balance_after=5,
+        enrol_session_ids=[open_one, already, full, closing, unknown],
+        notice=claire,  # type: ignore[arg-type]
+    )
+    before = len(await w.published(db))
+    await w.on_wallet_event(db, credit)
+    told = {e["session_id"]: e for e in (await w.published(db))[before:]}
+    assert told.keys() == {str(open_one), str(full), str(closing), str(unknown)}  # already enrolled: left as it is
+    assert (told[str(open_one)]["type"], told[str(open_one)]["tokens"]) == ("EnrollmentRequested", 2)
+    reasons = {k: (e["type"], e.get("reason"), e["notice"]) for k, e in told.items() if k != str(open_one)}
+    assert reasons == {
+        str(full): ("EnrollmentRejected", "session_full", claire),
+        str(closing): ("EnrollmentRejected", "enrolment_closed", claire),
+        str(unknown): ("EnrollmentRejected", "session_unavailable", claire),
+    }
+    stored = await w.enrolment(db, uuid.UUID(told[str(full)]["enrollment_id"]))
+    assert (stored.status, stored.reason, stored.contact_email) == ("rejected", "session_full", "claire@example.fr")
+    pending = await w.enrolment(db, uuid.UUID(told[str(open_one)]["enrollment_id"]))
+    assert (pending.status, pending.account_id, pending.contact_email) == ("pending", account_id, "claire@example.fr")
+    await w.on_wallet_event(db, credit)  # the same credit again (another event id): nothing more is requested or told
+    assert len(await w.published(db)) == before + len(told) + 1  # but for the unknown session, which has no row

@@ -2,18 +2,24 @@
 
 import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
+from litestar.di import Provide
 from sqlalchemy import select
 
 from contracts import Envelope, Event, decode, encode
 from contracts.events.catalogue import SessionScheduled
 from enrollment import handlers, service
+from enrollment.api import EXCEPTION_HANDLERS
 from enrollment.models import enrolments, waiting_list
 from enrollment.service import Application, Rules
 from servicekit.db import Database, outbox
 from servicekit.outbox import Outbox
+from servicekit.runtime import Service, build_http_app
 
 NOW = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
 STARTS_AT = NOW + timedelta(days=10)
@@ -92,3 +98,20 @@ async def enrolment(db: Database, enrollment_id: uuid.UUID) -> Any:
 async def entry(db: Database, entry_id: uuid.UUID) -> Any:
     async with db.transaction() as session:
         return (await session.execute(select(waiting_list).where(waiting_list.c.id == entry_id))).one()
+
+
+@asynccontextmanager
+async def api_client(db: Database, controllers: list[Any], settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """The internal routes on `db` (no Kafka: the outbox only), on the test's own event loop (the database's pool
+    belongs to it), unlike Litestar's test client."""
+    fake = Service.__new__(Service)  # what the routes use of a Service
+    fake.db, fake.outbox, fake.settings = db, OUTBOX, settings
+    app = build_http_app(
+        "enrollment",
+        controllers,
+        checks={},
+        dependencies={"service": Provide(lambda: fake, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://enrollment") as client:
+        yield client

@@ -13,8 +13,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
 from contracts.base import Notice
+from enrollment import feedback as feedback_of
+from enrollment import links
 from enrollment import service as rules_of
-from enrollment.models import WAITING, enrolments, sessions, waiting_list
+from enrollment.links import LinkRules
+from enrollment.models import WAITING, enrolments, feedback, sessions, waiting_list
 from enrollment.service import Application, EnrolmentRefused, Rules
 from enrollment.settings import EnrollmentSettings
 from servicekit.http import ProblemError, problem_response
@@ -34,6 +37,7 @@ class EnrolmentInput(BaseModel):
     questions: Questions | None = None  # type: ignore[valid-type]
     privatisation: bool = False
     notice: Notice | None = None  # who asks (the gateway's logged-in person), told of the outcome by mail
+    institution_name: text(200) | None = None  # type: ignore[valid-type]  # the account's name, for certificates
 
 
 class WaitingInput(BaseModel):
@@ -83,6 +87,12 @@ _TITLES = {
     "cancellation_closed": "Cancellation closed",
     "not_cancellable": "Not cancellable",
     "no_place_offered": "No place offered",
+    "not_confirmed": "Not confirmed",
+    "session_not_ended": "Session not ended",
+    "feedback_already_given": "Feedback already given",
+    "not_an_attendee": "Not an attendee",
+    "feedback_link_not_found": "Feedback link not found",
+    "certificate_not_found": "Certificate not found",
 }
 EXCEPTION_HANDLERS = {EnrolmentRefused: refused_response}
 
@@ -158,7 +168,11 @@ class EnrolmentApi(Controller):
             if row is None:
                 raise EnrolmentRefused("not_found", "No such enrolment.", status=404)
             session_row = (await session.execute(select(sessions).where(sessions.c.id == row.session_id))).one()
-        return shown_enrolment(row, session_row)
+            outcomes = await feedback_of.outcomes_of(session, [row.id])
+            rating = await session.scalar(  # the institution's own rating (its people's are apart)
+                select(feedback.c.rating).where(feedback.c.enrollment_id == row.id, feedback.c.attendance_id.is_(None))
+            )
+        return shown_enrolment(row, session_row) | outcomes[row.id] | {"feedback_rating": rating}
 
     @post("/{enrollment_id:uuid}/cancellation", status_code=200)
     async def cancel(self, enrollment_id: uuid.UUID, data: AccountInput, service: Service) -> dict[str, Any]:
@@ -211,7 +225,19 @@ class AccountEnrolmentApi(Controller):
                     .order_by(waiting_list.c.created_at)
                 )
             ).all()
-        items = [shown_enrolment(row, _SessionOf(row)) for row in rows]
+            outcomes = await feedback_of.outcomes_of(session, [row.id for row in rows])
+            # its valid link ({path, opens_at} or null) and attendance ({joins, people})
+            access = await links.listed(
+                session, [row.id for row in rows], LinkRules.from_settings(service.settings), now
+            )
+        cut_off = _rules(service).cancel_before  # until when the institution may cancel (and be refunded)
+        items = [
+            shown_enrolment(row, _SessionOf(row))
+            | outcomes[row.id]
+            | access[row.id]
+            | {"cancellable_until": _stamp(row.s_starts_at - cut_off)}
+            for row in rows
+        ]
         return {
             "items": items,
             "total": total or 0,

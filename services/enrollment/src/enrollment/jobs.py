@@ -1,14 +1,17 @@
-"""Enrollment's background work: holds of the waiting list that expire pass the place to the next in line.
+"""Enrollment's background work: holds of the waiting list that expire pass the place to the next in line, and
+the shares of participation links that are due go out.
 
-Every replica runs the job; each pass locks the sessions it works on with SKIP LOCKED and ends a hold by a
-conditional update under that lock (enrollment.service.pass_on_expired_holds), so a hold expires and its place is
-offered once whatever the replicas, and a pass after downtime catches up every hold due."""
+Every replica runs the jobs; each pass locks what it works on with SKIP LOCKED. A hold ends by a conditional update
+under its session's lock (enrollment.service.pass_on_expired_holds), so a hold expires and its place is offered
+once whatever the replicas; a due share is sent under its row's lock (enrollment.links.send_due_shares), once. A
+pass after downtime catches up everything due."""
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from enrollment import service
+from enrollment import links, service
 from enrollment.service import Rules
 from servicekit.db import Database
 from servicekit.outbox import Outbox
@@ -24,12 +27,33 @@ async def pass_on_expired_holds(db: Database, outbox: Outbox, rules: Rules) -> i
     return len(events)
 
 
-async def run_holds_forever(db: Database, outbox: Outbox, rules: Rules, every_seconds: float) -> None:
+async def send_due_shares(db: Database, outbox: Outbox, rules: links.LinkRules | None = None) -> int:
+    """One pass; the number of shares sent."""
+    async with db.transaction() as session:
+        events = await links.send_due_shares(session, rules or links.link_rules(), datetime.now(UTC))
+        await outbox.add_all(session, events)
+    return len(events)
+
+
+async def _every(seconds: float, one_pass: Callable[[], Awaitable[int]], done: str, job: str) -> None:
     while True:
         try:
-            offered = await pass_on_expired_holds(db, outbox, rules)
-            if offered:
-                log.info("waiting list: %d place(s) offered after expired holds", offered)
+            count = await one_pass()
+            if count:
+                log.info(done, count)
         except Exception:
-            log.exception("waiting-list hold job failed; next pass in %.0f s", every_seconds)
-        await asyncio.sleep(every_seconds)
+            log.exception("%s failed; next pass in %.0f s", job, seconds)
+        await asyncio.sleep(seconds)
+
+
+async def run_holds_forever(db: Database, outbox: Outbox, rules: Rules, every_seconds: float) -> None:
+    await _every(
+        every_seconds,
+        lambda: pass_on_expired_holds(db, outbox, rules),
+        "waiting list: %d place(s) offered after expired holds",
+        "waiting-list hold job",
+    )
+
+
+async def run_shares_forever(db: Database, outbox: Outbox, every_seconds: float) -> None:
+    await _every(every_seconds, lambda: send_due_shares(db, outbox), "links: %d share(s) sent", "link share job")

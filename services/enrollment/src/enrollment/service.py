@@ -17,16 +17,18 @@ Functions take the caller's session and return the events to publish (outbox, sa
 commit."""
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Event
 from contracts.base import Notice
+from contracts.events.billing import TokenPurchased
 from contracts.events.catalogue import SessionTerms
 from contracts.events.enrollment import (
     Enrolled,
@@ -35,6 +37,7 @@ from contracts.events.enrollment import (
     EnrollmentRequested,
     WaitingListPlaceOffered,
 )
+from enrollment import links
 from enrollment.models import ACTIVE, WAITING, enrolments, sessions, waiting_list
 
 
@@ -72,6 +75,8 @@ class Application:
     requested_by: uuid.UUID | None = None
     privatisation: bool = False
     notice: Notice | None = None  # who asked, told of the outcome by mail (kept with the enrolment or entry)
+    enrollment_id: uuid.UUID | None = None  # given when the request must be idempotent (a purchase order's)
+    institution_name: str | None = None  # the account's name (from the gateway), printed on certificates
 
 
 CONTACT = ("contact_email", "contact_name", "contact_language")
@@ -115,6 +120,7 @@ async def session_terms(session: AsyncSession, event: SessionTerms, rules: Rules
     values = {
         "theme_id": event.theme_id,
         "title": event.title,
+        "theme_title": event.theme_title,
         "starts_at": event.starts_at,
         "ends_at": event.starts_at + timedelta(minutes=event.duration_minutes),
         "timezone": event.timezone,
@@ -237,7 +243,7 @@ async def request_enrolment(
 async def _new_enrolment(
     session: AsyncSession, application: Application, tokens: int, now: datetime
 ) -> tuple[Any, list[Event]]:
-    enrollment_id = uuid.uuid4()
+    enrollment_id = application.enrollment_id or uuid.uuid4()
     row = (
         await session.execute(
             insert(enrolments)
@@ -251,6 +257,7 @@ async def _new_enrolment(
                 expected_participants=application.expected_participants,
                 questions=application.questions or None,
                 requested_by=application.requested_by,
+                institution_name=application.institution_name,
                 **contact(application.notice),
                 created_at=now,
                 updated_at=now,
@@ -276,23 +283,27 @@ def _check_open(row: Any, rules: Rules, now: datetime) -> None:
 
 
 async def occupancy(session: AsyncSession, session_id: uuid.UUID, account_id: uuid.UUID | None = None) -> Occupancy:
-    taken, privatised, enrolled = (
-        await session.execute(
-            select(
-                func.count(),
-                func.coalesce(func.bool_or(enrolments.c.privatisation), False),
-                func.coalesce(func.bool_or(enrolments.c.account_id == account_id), False),
-            ).where(enrolments.c.session_id == session_id, enrolments.c.status.in_(ACTIVE))
+    """One statement (it runs under the session's lock: every round trip there is paid by every request queued)."""
+    active = (
+        select(
+            func.count().label("taken"),
+            func.coalesce(func.bool_or(enrolments.c.privatisation), False).label("privatised"),
+            func.coalesce(func.bool_or(enrolments.c.account_id == account_id), False).label("enrolled"),
         )
-    ).one()
-    offered, waiting, waiting_for_account = (
-        await session.execute(
-            select(
-                func.count().filter(waiting_list.c.status == "offered"),
-                func.count(),
-                func.coalesce(func.bool_or(waiting_list.c.account_id == account_id), False),
-            ).where(waiting_list.c.session_id == session_id, waiting_list.c.status.in_(WAITING))
+        .where(enrolments.c.session_id == session_id, enrolments.c.status.in_(ACTIVE))
+        .subquery()
+    )
+    queue = (
+        select(
+            func.count().filter(waiting_list.c.status == "offered").label("offered"),
+            func.count().label("waiting"),
+            func.coalesce(func.bool_or(waiting_list.c.account_id == account_id), False).label("waiting_for_account"),
         )
+        .where(waiting_list.c.session_id == session_id, waiting_list.c.status.in_(WAITING))
+        .subquery()
+    )
+    taken, privatised, enrolled, offered, waiting, waiting_for_account = (
+        await session.execute(select(active, queue).select_from(active.join(queue, true())))
     ).one()
     return Occupancy(taken, privatised, enrolled, offered, waiting, waiting_for_account)
 
@@ -300,33 +311,39 @@ async def occupancy(session: AsyncSession, session_id: uuid.UUID, account_id: uu
 # --- billing's answers ----------------------------------------------------------------------------------------
 
 
-async def tokens_debited(session: AsyncSession, enrollment_id: uuid.UUID, now: datetime) -> list[Event]:
-    """TokensDebited: a pending enrolment is confirmed (Enrolled). Anything else (unknown, already confirmed,
-    cancelled meanwhile: its refund follows the debit on billing's side) changes nothing."""
-    row = (
+async def tokens_debited(session: AsyncSession, enrollment_ids: Sequence[uuid.UUID], now: datetime) -> list[Event]:
+    """TokensDebited (a consumer's batch of them, in a few statements whatever its size): each pending enrolment
+    is confirmed (Enrolled) and gets its participation link. Anything else (unknown, already confirmed, cancelled
+    meanwhile: its refund follows the debit on billing's side) changes nothing."""
+    if not enrollment_ids:
+        return []
+    rows = (
         await session.execute(
             update(enrolments)
-            .where(enrolments.c.id == enrollment_id, enrolments.c.status == "pending")
+            .where(enrolments.c.id.in_(enrollment_ids), enrolments.c.status == "pending")
             .values(status="confirmed", updated_at=now)
             .returning(
+                enrolments.c.id,
                 enrolments.c.account_id,
                 enrolments.c.session_id,
                 enrolments.c.privatisation,
                 *[enrolments.c[name] for name in CONTACT],
             )
         )
-    ).one_or_none()
-    if row is None:
-        return []
-    return [
+    ).all()
+    enrolled: list[Event] = [
         Enrolled(
-            enrollment_id=enrollment_id,
+            enrollment_id=row.id,
             account_id=row.account_id,
             session_id=row.session_id,
             privatisation=row.privatisation,
             notice=notice_of(row),
         )
+        for row in rows
     ]
+    # their participation links, made with the confirmation (mailed at once when J-2 is already reached)
+    confirmed = [links.Confirmed(row.id, row.account_id, row.session_id) for row in rows]
+    return enrolled + await links.issue_on_confirmation(session, confirmed, links.link_rules(), now)
 
 
 async def debit_rejected(
@@ -353,6 +370,63 @@ async def debit_rejected(
         notice=notice_of(row),
     )
     return [rejected, *await offer_free_places(session, session_row, rules, now)]
+
+
+# --- sessions named by a purchase order -----------------------------------------------------------------------
+
+
+async def enrol_for_order(session: AsyncSession, credit: TokenPurchased, rules: Rules, now: datetime) -> list[Event]:
+    """TokenPurchased naming sessions (a purchase order's, once its tokens are credited): each enrolment requested as
+    the institution would (same rules, one participant expected). Nobody waits for an answer here, so a local
+    refusal is kept as a rejected enrolment with EnrollmentRejected (the orderer is mailed); a session the
+    institution is already enrolled in is left as it is. Each enrolment's id derives from the order and the session:
+    the same credit applied again requests and tells nothing more."""
+    events: list[Event] = []
+    for session_id in sorted(set(credit.enrol_session_ids)):  # the sessions' locks in one order
+        application = Application(
+            account_id=credit.account_id,
+            session_id=session_id,
+            expected_participants=1,
+            notice=credit.notice,
+            enrollment_id=uuid.uuid5(credit.order_id, str(session_id)),
+        )
+        if await session.scalar(select(enrolments.c.id).where(enrolments.c.id == application.enrollment_id)):
+            continue
+        try:
+            events += (await request_enrolment(session, application, rules, now))[1]
+        except EnrolmentRefused as refused:
+            if refused.code != "already_enrolled":
+                events.append(await _rejected_at_once(session, application, refused.code, now))
+    return events
+
+
+async def _rejected_at_once(session: AsyncSession, application: Application, reason: str, now: datetime) -> Event:
+    """A refused automatic request, stored rejected (unless the session is unknown here) and told."""
+    enrollment_id = application.enrollment_id or uuid.uuid4()
+    tokens = await session.scalar(select(sessions.c.price_tokens).where(sessions.c.id == application.session_id))
+    if tokens is not None:
+        await session.execute(
+            insert(enrolments).values(
+                id=enrollment_id,
+                account_id=application.account_id,
+                session_id=application.session_id,
+                status="rejected",
+                reason=reason,
+                privatisation=False,
+                tokens=tokens,
+                expected_participants=application.expected_participants,
+                **contact(application.notice),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    return EnrollmentRejected(
+        enrollment_id=enrollment_id,
+        account_id=application.account_id,
+        session_id=application.session_id,
+        reason=reason,  # type: ignore[arg-type]
+        notice=application.notice,
+    )
 
 
 # --- cancelling -----------------------------------------------------------------------------------------------

@@ -29,4 +29,6 @@ class EnrollmentSettings(ServiceSettings):
     # "Accès" opens and the join page lets people in this long before the start.
     room_opens_minutes_before: int = Field(15, ge=0, le=120)
     link_mail_days_before: int = Field(2, ge=0, le=30)  # J-2: ParticipationLinkIssued to the account
+    # The public site (the gateway): certificates print {public_base_url}/certificates/verify?code=... .
+    public_base_url: str = "http://127.0.0.1:8000"
     share_job_seconds: float = Field(15.0, gt=0)  # how often scheduled link sendings that are due go out
