@@ -17,7 +17,10 @@ enrolment, the SEQUENCE, the times), and the delivery loop makes and attaches it
 carries the session's current SEQUENCE; a CANCEL one above it, unless the session itself was cancelled (its copy
 already counted the cancellation). An enrolment whose session was cancelled is told the organiser's reason when
 the copy has it (the session's cancellation and the enrolments' come on two topics: read in either order, the mail
-still says the organiser cancelled the session)."""
+still says the organiser cancelled the session).
+
+The participation events (the link issued or shared, the certificates) are built by notifier.participation_mails
+from the same copies, in the same consumer."""
 
 import logging
 import uuid
@@ -32,16 +35,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts import Envelope
 from contracts.base import Event, Notice
 from contracts.events.catalogue import SessionRescheduled, SessionStarting
-from contracts.events.enrollment import Enrolled, EnrollmentCancelled, EnrollmentRejected, WaitingListPlaceOffered
+from contracts.events.enrollment import (
+    Enrolled,
+    EnrollmentCancelled,
+    EnrollmentEvent,
+    EnrollmentRejected,
+    WaitingListPlaceOffered,
+)
+from contracts.secrets import Keyring
 from notifier import service as notifier
 from notifier import sessions, webhooks
 from notifier.handlers import Mail
 from notifier.models import enrolments
+from notifier.participation_mails import PARTICIPATION_EVENTS, participation_mails
 from notifier.settings import NotifierSettings
 
 log = logging.getLogger(__name__)
 
-ENROLMENT_EVENTS = [Enrolled, EnrollmentRejected, EnrollmentCancelled, WaitingListPlaceOffered]
+ENROLMENT_EVENTS = [Enrolled, EnrollmentRejected, EnrollmentCancelled, WaitingListPlaceOffered, *PARTICIPATION_EVENTS]
 # The scheduler's offsets that remind each enrolled institution, and their mails (reminders: bulk, opt-out).
 REMINDER_TEMPLATES = {"J-7": "session_reminder_j7", "H-1": "session_reminder_h1"}
 SESSION_MAIL_EVENTS = [*sessions.SESSION_EVENTS, SessionStarting]
@@ -266,11 +277,20 @@ async def _plan(session: AsyncSession, event_id: uuid.UUID, mail: Mail, account_
         recipient=mail.recipient,
         variables=mail.variables,
         account_id=account_id,
+        bulk=mail.bulk,
+        channel=mail.channel,
     )
 
 
-async def enrolment_mails(session: AsyncSession, event: Event, at: datetime, settings: NotifierSettings) -> list[Mail]:
-    """Update the copy with an enrollment event and return the mails it asks for."""
+async def enrolment_mails(
+    session: AsyncSession, event: Event, at: datetime, settings: NotifierSettings, keyring: Keyring | None = None
+) -> list[Mail]:
+    """Update the copy with an enrollment event and return the mails it asks for (`keyring` opens the sealed tokens
+    of the participation events, notifier.participation_mails)."""
+    if type(event) in PARTICIPATION_EVENTS and isinstance(event, EnrollmentEvent):
+        copy = await _copy_of(session, event.enrollment_id)
+        session_row = await sessions.session_of(session, event.session_id)
+        return participation_mails(event, copy, session_row, settings, keyring)
     build: dict[type[Event], Callable[..., list[Mail]]] = {
         Enrolled: enrolled_mails,
         EnrollmentRejected: rejected_mails,
@@ -295,7 +315,7 @@ def enrollment_handlers(settings: NotifierSettings):  # type: ignore[no-untyped-
         event = envelope.event
         if type(event) in webhooks.ENROLLMENT_WEBHOOKS:
             await webhooks.plan_event(session, envelope, settings.public_base_url, keyring)
-        for mail in await enrolment_mails(session, event, envelope.time, settings):
+        for mail in await enrolment_mails(session, event, envelope.time, settings, keyring):
             await _plan(session, envelope.id, mail, event.account_id)
 
     return on_enrollment_event

@@ -7,7 +7,7 @@ the record is dead-lettered as it came: sealed. Superseded v1 events (tokens in 
 are still mailed while any is left to consume."""
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,6 +30,8 @@ from contracts.secrets import Keyring, SecretError, secret_context, secret_field
 from notifier import service as notifier
 from notifier.settings import NotifierSettings
 
+E = TypeVar("E", bound=Event)
+
 
 class Mail(NamedTuple):
     """What an event asks the notifier to send: the delivery to plan, short of its event id."""
@@ -38,6 +40,8 @@ class Mail(NamedTuple):
     language: str
     recipient: str
     variables: dict[str, Any]
+    channel: Literal["email", "sms"] = "email"  # an SMS goes to an E.164 number with the template's sms block
+    bulk: bool = False  # a fan-out, waiting behind transactional mail (service.plan)
 
 
 def _account_registered(event: AccountRegistered, public_base_url: str) -> list[Mail]:
@@ -212,7 +216,7 @@ SUPERSEDED_ACCOUNT_MAILS: dict[type[Event], Callable[[Any, str], list[Mail]]] = 
 ACCOUNT_MAILS |= SUPERSEDED_ACCOUNT_MAILS
 
 
-def opened(event: Event, keyring: Keyring | None) -> Event:
+def opened(event: E, keyring: Keyring | None) -> E:
     """A copy of `event` whose sealed fields hold their plain values, for building the mails in memory only:
     never log it, store it as an event or publish it."""
     fields = [name for name in secret_fields(type(event)) if getattr(event, name) is not None]

@@ -19,7 +19,7 @@ from notifier import delivery, enrolment_mails, preferences, webhooks
 from notifier.api import CONTROLLERS
 from notifier.billing_mails import INVOICE_MAILS, WALLET_MAILS, billing_handlers
 from notifier.delivery import Policy
-from notifier.documents import BillingDocuments
+from notifier.documents import DocumentSources
 from notifier.handlers import SUPERSEDED_ACCOUNT_MAILS, account_handlers
 from notifier.mailer import SmtpPool
 from notifier.settings import NotifierSettings
@@ -64,7 +64,7 @@ service.consume(
     events=list(dict.fromkeys([*webhooks.ENROLLMENT_WEBHOOKS, *enrolment_mails.ENROLMENT_EVENTS])),
 )(enrolment_mails.enrollment_handlers(settings))
 mailer = SmtpPool.from_settings(settings)
-documents = BillingDocuments.from_settings(settings)
+documents = DocumentSources.from_settings(settings)  # billing's invoices, enrollment's certificates
 policy = Policy(
     sender=settings.mail_from,
     max_attempts=settings.delivery_max_attempts,

@@ -1,6 +1,7 @@
 """What the notifier does: plan one delivery per (event, template, recipient), render it, send it, log it.
 
-A mail may attach documents (billing's invoices and credit notes). The delivery's row holds a reference to each
+A mail may attach documents (billing's invoices and credit notes, enrollment's attendance certificates). The
+delivery's row holds a reference to each
 (`attachment`), never the file: the file is fetched from its owner when the mail is sent, at every attempt. A
 document its owner cannot serve now fails the attempt like an unreachable SMTP server (tried again later); one
 its owner does not know fails the delivery at once (`Undeliverable`)."""
@@ -146,9 +147,14 @@ INVITATION = "invitation"
 HIDDEN = frozenset({ATTACHMENTS, INVITATION})  # the variables that are not the template's
 
 
-def attachment(document_id: uuid.UUID, account_id: uuid.UUID, filename: str) -> dict[str, str]:
-    """The reference to one of billing's documents that a planned delivery keeps, to attach it when sent."""
-    return {"document_id": str(document_id), "account_id": str(account_id), "filename": filename}
+BILLING, ENROLLMENT = "billing", "enrollment"  # the services whose documents mails attach (notifier.documents)
+
+
+def attachment(document_id: uuid.UUID, account_id: uuid.UUID, filename: str, source: str = BILLING) -> dict[str, str]:
+    """The reference to a document of `source` (billing's by default) that a planned delivery keeps, to attach it
+    when sent."""
+    reference = {"document_id": str(document_id), "account_id": str(account_id), "filename": filename}
+    return reference if source == BILLING else reference | {"source": source}
 
 
 @dataclass(frozen=True)
@@ -158,14 +164,15 @@ class Attachment:
 
 
 class Documents(Protocol):
-    async def pdf(self, document_id: uuid.UUID) -> bytes:
-        """The document's PDF, or raise: `Undeliverable` when it does not exist, anything else to try again."""
+    async def pdf(self, document_id: uuid.UUID, source: str = BILLING) -> bytes:
+        """The PDF of `source`'s document, or raise: `Undeliverable` when it does not exist, anything else to try
+        again."""
 
 
 class NoDocuments:
     """Where no document source is wired: a mail with an attachment waits (tried again), never goes without it."""
 
-    async def pdf(self, document_id: uuid.UUID) -> bytes:
+    async def pdf(self, document_id: uuid.UUID, source: str = BILLING) -> bytes:
         raise RuntimeError("no document source is configured to fetch the attachment")
 
 
@@ -376,6 +383,9 @@ def _content_type(attachment: Attachment) -> str:
 async def attachments_of(references: list[dict[str, str]], documents: Documents) -> list[Attachment]:
     """The files a delivery's references name, fetched from their owner now (at each attempt)."""
     return [
-        Attachment(filename=ref["filename"], content=await documents.pdf(uuid.UUID(ref["document_id"])))
+        Attachment(
+            filename=ref["filename"],
+            content=await documents.pdf(uuid.UUID(ref["document_id"]), ref.get("source", BILLING)),
+        )
         for ref in references
     ]

@@ -1,3 +1,5 @@
+import re
+from datetime import time
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator
@@ -53,6 +55,18 @@ class NotifierSettings(ServiceSettings):
     # billing's internal API, where the PDFs attached to the billing mails are fetched at send time
     billing_url: str = "http://127.0.0.1:8102"
     billing_timeout_seconds: float = 10.0
+    # enrollment's internal API, where the certificates attached to the thank-you mails are fetched at send time
+    enrollment_url: str = "http://127.0.0.1:8104"
+    enrollment_timeout_seconds: float = 10.0
+    # what the participation-link mails tell of joining (notifier.participation_mails): a page testing the
+    # camera, microphone and network; the number to join by phone (its PIN is on the join page; none: not told);
+    # the support line, as the portal shows it (GATEWAY_SUPPORT_*): a phone number, the days ("mon-fri") and the
+    # opening hours ("08:30-12:00,13:30-17:00", Paris time)
+    equipment_test_url: str = "https://test.webrtc.org/"
+    dial_in_phone: str | None = None
+    support_phone: str = "01 84 80 00 00"
+    support_days: str = "mon-fri"
+    support_hours: str = "08:30-12:00,13:30-17:00"
     # the organisers' address(es), told of each new purchase order: "a@x.fr,b@x.fr"; none = no alert mail
     back_office_emails: Annotated[list[Email], NoDecode] = []
     # SMS through an HTTP gateway (notifier.sms documents the request); the default is the local mail catcher's
@@ -82,6 +96,25 @@ class NotifierSettings(ServiceSettings):
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [address.strip() for address in value.split(",") if address.strip()]
+        return value
+
+    @field_validator("support_days")
+    @classmethod
+    def _days(cls, value: str) -> str:
+        if not re.fullmatch(r"(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?", value.strip().lower()):
+            raise ValueError('support days: "mon-fri", or one day such as "sat"')
+        return value
+
+    @field_validator("support_hours")
+    @classmethod
+    def _hours(cls, value: str) -> str:
+        for period in value.split(","):
+            opens, _, closes = period.strip().partition("-")
+            try:
+                if time.fromisoformat(closes) <= time.fromisoformat(opens):
+                    raise ValueError(f"support hours: {period!r} closes before it opens")
+            except ValueError as exc:
+                raise ValueError(f'support hours: "08:30-12:00,13:30-17:00" ({exc})') from None
         return value
 
     def keyring(self) -> Keyring | None:
