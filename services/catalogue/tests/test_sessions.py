@@ -153,6 +153,25 @@ async def test_a_session_moved_to_another_theme_is_announced_and_only_to_an_acti
     assert (await row(db, session_id)).theme_id == other
 
 
+async def test_the_theme_title_is_told_and_a_rename_is_told_for_its_published_sessions(db: Database) -> None:
+    theme_id = await new_theme(db, title="Pronote")
+    published = await new_session(db, theme_id, at("2027-04-01T10:00"))
+    await new_session(db, theme_id, at("2027-04-02T10:00"), publish=False)
+    assert (await events(db))[-1]["theme_title"] == "Pronote"
+    async with db.transaction() as session:
+        await rules.update_theme(session, OUTBOX, theme_id, ThemeFields(title="Pronote", description="Same"), NOW)
+    assert len(await events(db)) == 1  # the title did not change: nothing to tell
+    async with db.transaction() as session:
+        await rules.update_theme(session, OUTBOX, theme_id, ThemeFields(title="Pronote 2027"), NOW)
+    told = (await events(db))[1:]
+    assert [(e["type"], e["session_id"], e["theme_title"]) for e in told] == [
+        ("SessionUpdated", str(published), "Pronote 2027")
+    ]
+    with pytest.raises(CatalogueError):
+        async with db.transaction() as session:
+            await rules.update_theme(session, OUTBOX, uuid.uuid4(), ThemeFields(title="X"), NOW)
+
+
 async def test_published_sessions_never_go_back_and_frozen_ones_never_change(db: Database) -> None:
     theme_id = await new_theme(db)
     session_id = await new_session(db, theme_id, at("2027-04-01T10:00"))

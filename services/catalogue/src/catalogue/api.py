@@ -152,6 +152,12 @@ class JoinInput(BaseModel):
     name: Name  # type: ignore[valid-type]
 
 
+class ParticipantJoinInput(JoinInput):
+    # the person's id in the provider's link (a Jitsi token's `context.user.id`, BigBlueButton's userID): the
+    # gateway gives the attendance's id, which the provider's "participant left" webhook then names
+    participant_id: uuid.UUID | None = None
+
+
 class RoomJoinInput(BaseModel):
     name: Name  # type: ignore[valid-type]
     entry_code: text(64) | None = None  # type: ignore[valid-type]
@@ -313,13 +319,39 @@ class PlanningApi(Controller):
             raise CatalogueError(403, "wrong_entry_code", "This entry code is not the session's.", "code")
 
     @post("/sessions/{session_id:uuid}/join", status_code=200)
-    async def join(self, session_id: uuid.UUID, data: JoinInput, service: Service, providers: Any) -> dict[str, Any]:
+    async def join(
+        self, session_id: uuid.UUID, data: ParticipantJoinInput, service: Service, providers: Any
+    ) -> dict[str, Any]:
         """A participant's way in (the gateway's join page, once it has checked the participation link)."""
-        return await _join_session(service, providers, session_id, data.name, moderator=False)
+        return await _join_session(
+            service, providers, session_id, data.name, moderator=False, participant_id=data.participant_id
+        )
+
+    @get("/sessions/{session_id:uuid}/dial-in")
+    async def dial_in(self, session_id: uuid.UUID, service: Service) -> dict[str, Any]:
+        """How to join a published session by phone: the number to call and the room's PIN (the join page)."""
+        async with service.db.transaction() as db_session:
+            found = await db_session.scalar(
+                select(sessions.c.id).where(sessions.c.id == session_id, sessions.c.status == "published")
+            )
+        if found is None:
+            raise rules.not_found()
+        return dial_in_of(_settings(service), session_id)
+
+
+def dial_in_of(settings: CatalogueSettings, room_id: uuid.UUID) -> dict[str, Any]:
+    """`{"phone", "pin"}` of a session's or a permanent room's meeting (`phone` None when no number is set)."""
+    return {"phone": settings.dial_in_phone, "pin": rooms.voice_bridge(_room_secret(settings), room_id)}
 
 
 async def _join_session(
-    service: Service, providers: dict[str, RoomProvider], session_id: uuid.UUID, name: str, *, moderator: bool
+    service: Service,
+    providers: dict[str, RoomProvider],
+    session_id: uuid.UUID,
+    name: str,
+    *,
+    moderator: bool,
+    participant_id: uuid.UUID | None = None,
 ) -> dict[str, Any]:
     async with service.db.transaction() as db_session:
         row = (
@@ -330,7 +362,7 @@ async def _join_session(
     if row is None:
         raise rules.not_found()
     room = _room(_settings(service), row.id, row.title, row.starts_at, row.ends_at)
-    return await _join(providers, row.provider, room, name, moderator)
+    return await _join(providers, row.provider, room, name, moderator, participant_id)
 
 
 async def _join_permanent_room(
@@ -345,15 +377,22 @@ async def _join_permanent_room(
 
 
 def _room(settings: CatalogueSettings, room_id: uuid.UUID, title: str, starts_at: datetime, ends_at: datetime) -> Room:
+    secret = _room_secret(settings)
     return Room.for_session(
         room_id,
         title=title,
         starts_at=starts_at,
         ends_at=ends_at,
         max_participants=None,
-        end_callback_url=f"{settings.public_base_url.rstrip('/')}/hooks/rooms/{room_id}/ended",
-        secret=_room_secret(settings),
+        end_callback_url=end_callback_url(settings.public_base_url, secret, room_id),
+        secret=secret,
     )
+
+
+def end_callback_url(public_base_url: str, secret: str, room_id: uuid.UUID) -> str:
+    """Where BigBlueButton tells that a meeting ended: the gateway's hook, signed (rooms.end_callback_signature)."""
+    signature = rooms.end_callback_signature(secret, room_id)
+    return f"{public_base_url.rstrip('/')}/hooks/rooms/{room_id}/ended?sig={signature}"
 
 
 async def _forget_planning(response: Response[Any]) -> Response[Any]:
@@ -394,7 +433,7 @@ class BackOfficeCatalogueApi(Controller):
     @put("/themes/{theme_id:uuid}")
     async def update_theme(self, theme_id: uuid.UUID, data: ThemeInput, service: Service) -> dict[str, Any]:
         async with service.db.transaction() as db_session:
-            await rules.update_theme(db_session, theme_id, data.fields(), _now())
+            await rules.update_theme(db_session, service.outbox, theme_id, data.fields(), _now())
             return (await _themes(db_session, themes.c.id == theme_id, _now()))[0]
 
     @post("/themes/{theme_id:uuid}/archive", status_code=200)
@@ -664,7 +703,7 @@ def _link_token() -> str:
 
 
 def _room_view(row: Any, settings: CatalogueSettings) -> dict[str, Any]:
-    pin = rooms.voice_bridge(_room_secret(settings), row.id)
+    phone = dial_in_of(settings, row.id)
     return {
         "id": str(row.id),
         "name": row.name,
@@ -672,8 +711,8 @@ def _room_view(row: Any, settings: CatalogueSettings) -> dict[str, Any]:
         "provider": row.provider,
         "link_token": row.link_token,
         "entry_code": row.entry_code_hash is not None,
-        "phone_number": settings.dial_in_number,
-        "pin": pin,
+        "phone_number": phone["phone"],
+        "pin": phone["pin"],
         "created_at": row.created_at.isoformat(),
         "closed_at": row.closed_at.isoformat() if row.closed_at else None,
     }
@@ -764,7 +803,7 @@ def providers_from_settings(settings: CatalogueSettings) -> dict[str, RoomProvid
         providers["bbb"] = rooms.BigBlueButtonProvider(
             settings.bbb_api_url or "",
             settings.bbb_secret.get_secret_value(),
-            dial_number=settings.dial_in_number,
+            dial_number=settings.dial_in_phone,
             algorithm=settings.bbb_checksum_algorithm,
         )
     if "jitsi" in rooms_configured(settings):
@@ -778,14 +817,19 @@ def providers_from_settings(settings: CatalogueSettings) -> dict[str, RoomProvid
 
 
 async def _join(
-    providers: dict[str, RoomProvider], provider: str, room: Room, name: str, moderator: bool
+    providers: dict[str, RoomProvider],
+    provider: str,
+    room: Room,
+    name: str,
+    moderator: bool,
+    participant_id: uuid.UUID | None = None,
 ) -> dict[str, Any]:
-    """A fresh provider URL for `name` (a new person id each time: the provider tells two joins apart), with the
-    dial-in PIN; the room is opened first (idempotent), never outside its window."""
+    """A fresh provider URL for `name` (a new person id each time unless `participant_id` names it: the provider
+    tells two joins apart), with the dial-in PIN; the room is opened first (idempotent), never outside its window."""
     adapter = providers.get(provider)
     if adapter is None:
         raise ProblemError(503, "provider_not_configured", "Provider not configured", f"{provider} is not set up.")
-    person = Participant(user_id=str(uuid.uuid4()), display_name=name)
+    person = Participant(user_id=str(participant_id or uuid.uuid4()), display_name=name)
     try:
         await adapter.open(room)
         return {"url": adapter.join_url(room, person, moderator), "pin": room.voice_bridge}

@@ -120,6 +120,13 @@ def voice_bridge(secret: str, room_id: uuid.UUID) -> str:
     return str(10000 + int.from_bytes(_derive(secret, "voice-bridge", room_id)[:8]) % 90000)
 
 
+def end_callback_signature(secret: str, room_id: uuid.UUID) -> str:
+    """The `sig` of a room's end callback URL: hex HMAC-SHA256(secret, "room-ended:<room id>"). The gateway, which
+    holds the same secret (GATEWAY_ROOM_CALLBACK_SECRET), relays BigBlueButton's call only when it matches: nobody
+    else can end a room's attendances."""
+    return hmac.new(secret.encode(), f"room-ended:{room_id}".encode(), hashlib.sha256).hexdigest()
+
+
 def _derive(secret: str, purpose: str, session_id: uuid.UUID) -> bytes:
     return hmac.new(secret.encode(), f"{purpose}:{session_id}".encode(), hashlib.sha256).digest()
 

@@ -139,12 +139,24 @@ async def create_theme(session: AsyncSession, fields: ThemeFields, now: datetime
     return theme_id
 
 
-async def update_theme(session: AsyncSession, theme_id: uuid.UUID, fields: ThemeFields, now: datetime) -> None:
-    changed = await session.execute(
-        update(themes).where(themes.c.id == theme_id).values(updated_at=now, **_theme_values(fields))
-    )
-    if changed.rowcount == 0:  # type: ignore[attr-defined]
+async def update_theme(
+    session: AsyncSession, outbox: Outbox, theme_id: uuid.UUID, fields: ThemeFields, now: datetime
+) -> None:
+    """Change a theme; a new title is told to the services that copy it (SessionUpdated for each of the theme's
+    published sessions: certificates and statistics name the theme)."""
+    before = await session.scalar(select(themes.c.title).where(themes.c.id == theme_id).with_for_update())
+    if before is None:
         raise not_found("theme")
+    await session.execute(update(themes).where(themes.c.id == theme_id).values(updated_at=now, **_theme_values(fields)))
+    if fields.title == before:
+        return
+    published = await session.execute(
+        select(sessions)
+        .where(sessions.c.theme_id == theme_id, sessions.c.status == "published")
+        .order_by(sessions.c.starts_at)
+    )
+    for row in published:
+        await outbox.add(session, SessionUpdated(**_terms(row), theme_title=fields.title))
 
 
 async def set_theme_status(
@@ -339,7 +351,7 @@ async def _apply(
             ),
         )
     if _terms(changed) != _terms(row) or row.entry_code_hash != entry_code_hash:
-        await outbox.add(session, SessionUpdated(**_terms(changed)))
+        await outbox.add(session, SessionUpdated(**await _told_terms(session, changed)))
 
 
 def _terms(row: Row[Any]) -> dict[str, Any]:
@@ -359,6 +371,12 @@ def _terms(row: Row[Any]) -> dict[str, Any]:
     }
 
 
+async def _told_terms(session: AsyncSession, row: Row[Any]) -> dict[str, Any]:
+    """The terms with the theme's current title, as SessionScheduled and SessionUpdated carry them."""
+    theme_title = await session.scalar(select(themes.c.title).where(themes.c.id == row.theme_id))
+    return _terms(row) | {"theme_title": theme_title}
+
+
 async def publish(session: AsyncSession, outbox: Outbox, session_id: uuid.UUID, now: datetime) -> None:
     row = await locked(session, session_id)
     _check_changeable(row)
@@ -375,7 +393,7 @@ async def publish(session: AsyncSession, outbox: Outbox, session_id: uuid.UUID, 
         )
     ).one()
     await scheduler.plan_session(session, session_id, row.starts_at, row.ends_at, now)
-    await outbox.add(session, SessionScheduled(**_terms(published)))
+    await outbox.add(session, SessionScheduled(**await _told_terms(session, published)))
 
 
 async def reschedule(

@@ -26,7 +26,8 @@ class CatalogueSettings(ServiceSettings):
     default_provider: Literal["bbb", "jitsi"] = "jitsi"
     # Keys the rooms' derived PINs and passwords: keep it stable (changing it changes every PIN).
     room_secret: SecretStr = SecretStr("")
-    dial_in_number: str | None = Field(None, description="the phone number people call to join by phone")
+    # The number people call to join by phone (with the room's PIN): shown on the join page, given to BigBlueButton.
+    dial_in_phone: str | None = Field("+33 1 84 88 00 00", description="the phone number people call to join by phone")
     bbb_api_url: str | None = Field(None, description="e.g. https://bbb.example.org/bigbluebutton/api")
     bbb_secret: SecretStr = SecretStr("")
     bbb_checksum_algorithm: Literal["sha1", "sha256", "sha384", "sha512"] = "sha256"
