@@ -277,9 +277,12 @@ class BackOfficeSessionPages(Controller):
         accounts: Upstream,
         enrollment: Upstream,
     ) -> Template:
-        session = await self._session(catalogue, organiser, session_id)
-        enrolments = await session_enrolments(enrollment, accounts, session_id, organiser["user_id"])
-        return self._shown(organiser, session, enrolments=enrolments)
+        session, enrolments, outcomes = await asyncio.gather(
+            self._session(catalogue, organiser, session_id),
+            session_enrolments(enrollment, accounts, session_id, organiser["user_id"]),
+            session_outcomes(enrollment, session_id),
+        )
+        return self._shown(organiser, session, enrolments=enrolments, **outcomes)
 
     @get("/sessions/{session_id:uuid}/edit")
     async def edit_session(self, session_id: uuid.UUID, organiser: dict[str, Any], catalogue: Upstream) -> Template:
@@ -405,9 +408,11 @@ class BackOfficeSessionPages(Controller):
         status_code: int = 200,
         join_form: JoinForm | None = None,
         enrolments: dict[str, Any] | None = None,
+        **outcomes: Any,
     ) -> Template:
         """The session's page: its terms, its actions, once published the animator's way into its room, and its
-        enrolments and waiting list (`enrolments`: enrollment's answer with institution names; None: not shown)."""
+        enrolments and waiting list (`enrolments`: enrollment's answer with institution names; None: not shown),
+        its attendance and its feedback (`outcomes`: see `session_outcomes`)."""
         return catalogue_page(
             "back_office_catalogue_session.html",
             organiser,
@@ -416,6 +421,7 @@ class BackOfficeSessionPages(Controller):
             errors=errors or {},
             join_form=join_form or JoinForm.of(organiser),
             enrolments=enrolments,
+            **outcomes,
         )
 
     async def _session_form(
@@ -459,3 +465,18 @@ async def session_enrolments(
     for row in [*shown["items"], *shown["waiting_list"]]:
         row["institution"] = names[row["account_id"]]
     return shown
+
+
+async def session_outcomes(enrollment: Upstream, session_id: uuid.UUID) -> dict[str, Any]:
+    """The session's attendance per enrolment and its feedback, as enrollment keeps them (`attendance`, `feedback`:
+    None when enrollment did not answer or does not know the session)."""
+
+    async def read_one(what: str) -> Any:
+        try:
+            answer = await enrollment.call("GET", f"/internal/sessions/{session_id}/{what}")
+        except ProblemError:
+            return None
+        return answer.json() if answer.status_code == 200 else None
+
+    attendance, feedback = await asyncio.gather(read_one("attendance"), read_one("feedback"))
+    return {"attendance": attendance, "feedback": feedback}

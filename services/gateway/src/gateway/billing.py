@@ -56,6 +56,12 @@ class PurchaseOrder(BaseModel):
     buyer_order_number: text(60, min_length=1) = Field(description="the institution's own order number")
     service_code: text(100) | None = Field(None, description="Chorus Pro service code; required of public buyers")
     commitment_number: text(60) | None = Field(None, description="the legal commitment number (numéro d'engagement)")
+    enrol_session_ids: list[uuid.UUID] = Field(
+        default_factory=list,
+        max_length=10,
+        description="up to 10 sessions (`GET /api/v1/planning`) to enrol in automatically once the order is validated "
+        "and its tokens credited; a refusal then (session full, enrolments closed, ...) is mailed like any other",
+    )
 
 
 # -- who may see or do what -------------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ FIELD_OF_CODE = {  # billing's refusals of a purchase order that are about one f
     "purchase_order_not_allowed": "item_id",
     "item_unavailable": "item_id",
 }
+MAX_ORDER_SESSIONS = 10  # sessions a purchase order may name, as billing takes
 FIELD_LIMITS = {"buyer_order_number": 60, "service_code": 100, "commitment_number": 60}
 
 
@@ -139,13 +140,23 @@ class BillingPages(Controller):
 
     @get("/tokens")
     async def tokens(
-        self, request: Request[Any, Any, Any], person: dict[str, Any], accounts: Upstream, billing: Upstream
+        self,
+        request: Request[Any, Any, Any],
+        person: dict[str, Any],
+        accounts: Upstream,
+        billing: Upstream,
+        catalogue: Upstream,
     ) -> Template:
-        return await self._tokens_page(request, person, accounts, billing)
+        return await self._tokens_page(request, person, accounts, billing, catalogue)
 
     @post("/tokens/cart", request_max_body_size=CART_FORM_BYTES)
     async def cart(
-        self, request: Request[Any, Any, Any], person: dict[str, Any], accounts: Upstream, billing: Upstream
+        self,
+        request: Request[Any, Any, Any],
+        person: dict[str, Any],
+        accounts: Upstream,
+        billing: Upstream,
+        catalogue: Upstream,
     ) -> Response[Any]:
         """ "Mettre à jour" shows the cart's total again; "Payer par carte" places the order and sends the browser
         to the payment page."""
@@ -155,26 +166,33 @@ class BillingPages(Controller):
         quantities, typed, errors = quantities_from(form, items["items"])
         again = {"cart_typed": typed, "cart_errors": errors}
         if errors:
-            return await self._tokens_page(request, person, accounts, billing, 400, **again)
+            return await self._tokens_page(request, person, accounts, billing, catalogue, 400, **again)
         if form.get("action") != "pay":
-            return await self._tokens_page(request, person, accounts, billing, quantities=quantities, **again)
+            return await self._tokens_page(
+                request, person, accounts, billing, catalogue, quantities=quantities, **again
+            )
         if not quantities:
             errors = {"_form": gettext(N_("Choisissez la quantité d'au moins une offre."))}
             again = {"cart_typed": typed, "cart_errors": errors}
-            return await self._tokens_page(request, person, accounts, billing, 400, **again)
+            return await self._tokens_page(request, person, accounts, billing, catalogue, 400, **again)
         lines = [{"item_id": item_id, "quantity": quantity} for item_id, quantity in quantities.items()]
         answer = await place_order(billing, accounts, person, account_id, {"payment_method": "card", "lines": lines})
         if answer.status_code == 201 and answer.json().get("checkout_url"):
             return Redirect(answer.json()["checkout_url"], status_code=303)
         errors = {"_form": _problem(answer)}
         return await self._tokens_page(
-            request, person, accounts, billing, form_status(answer.status_code), quantities=quantities,
+            request, person, accounts, billing, catalogue, form_status(answer.status_code), quantities=quantities,
             cart_typed=typed, cart_errors=errors,
         )  # fmt: skip
 
     @post("/tokens/purchase-order", request_max_body_size=MAX_UPLOAD_BYTES + 64 * 1024)
     async def purchase_order(
-        self, request: Request[Any, Any, Any], person: dict[str, Any], accounts: Upstream, billing: Upstream
+        self,
+        request: Request[Any, Any, Any],
+        person: dict[str, Any],
+        accounts: Upstream,
+        billing: Upstream,
+        catalogue: Upstream,
     ) -> Response[Any]:
         """The order (and its signed PDF, if one is sent), then its page, which confirms it."""
         account_id = ensure_managed_account(request, person)  # refused before a byte of the file is read
@@ -182,21 +200,27 @@ class BillingPages(Controller):
             form = await request.form()
         except RequestEntityTooLarge:
             errors = {"file": problem_message({"code": "file_too_large"})}
-            return await self._tokens_page(request, person, accounts, billing, 413, po_errors=errors)
+            return await self._tokens_page(request, person, accounts, billing, catalogue, 413, po_errors=errors)
         typed = {name: _text(form, name) for name in PURCHASE_ORDER_FIELDS if name != "file"}
         signed, errors = await _signed_order(form.get("file"))
         errors |= _purchase_order_errors(typed)
+        chosen, errors_of_sessions = _order_sessions(form.getall("enrol_session_ids", []))
+        errors |= errors_of_sessions
+        typed["enrol_session_ids"] = chosen  # type: ignore[assignment]
         profile = await institution_profile(accounts, account_id, person["user_id"])
         if buyer_of(profile)["public_buyer"] and not typed["service_code"]:
             errors["service_code"] = gettext(N_("Un acheteur public indique le code service (Chorus Pro)."))
         if errors:
-            return await self._tokens_page(request, person, accounts, billing, 400, po_typed=typed, po_errors=errors)
+            return await self._tokens_page(
+                request, person, accounts, billing, catalogue, 400, po_typed=typed, po_errors=errors
+            )
         order = {
             "payment_method": "purchase_order",
             "lines": [{"item_id": typed["item_id"], "quantity": int(typed["quantity"])}],
             "buyer_order_number": typed["buyer_order_number"],
             "service_code": typed["service_code"] or None,
             "commitment_number": typed["commitment_number"] or None,
+            "enrol_session_ids": chosen,
         }
         answer = await place_order(billing, accounts, person, account_id, order)
         if answer.status_code != 201:
@@ -204,7 +228,14 @@ class BillingPages(Controller):
             field = FIELD_OF_CODE.get(str(problem.get("code")))
             errors = {field: problem_message(problem)} if field else form_errors(problem, PURCHASE_ORDER_FIELDS)
             return await self._tokens_page(
-                request, person, accounts, billing, form_status(answer.status_code), po_typed=typed, po_errors=errors
+                request,
+                person,
+                accounts,
+                billing,
+                catalogue,
+                form_status(answer.status_code),
+                po_typed=typed,
+                po_errors=errors,
             )
         order_id = answer.json()["id"]
         done = "purchase_order"
@@ -247,6 +278,7 @@ class BillingPages(Controller):
         person: dict[str, Any],
         accounts: Upstream,
         billing: Upstream,
+        catalogue: Upstream,
     ) -> Template:
         """One order in plain words; where the payment provider sends the person back (`?paid=1`, `?cancelled=1`)."""
         account_id = current_account(request, person)
@@ -258,7 +290,9 @@ class BillingPages(Controller):
             raise NotFoundException
         if answer.status_code != 200:
             return await account_page("order.html", request, person, accounts, 503, order=None)
-        return await account_page("order.html", request, person, accounts, order=answer.json())
+        order = answer.json()
+        named = await _named_sessions(catalogue, order.get("enrol_session_ids", []))
+        return await account_page("order.html", request, person, accounts, order=order, named_sessions=named)
 
     @post("/orders/{order_id:uuid}/cancel")
     async def cancel(
@@ -314,6 +348,7 @@ class BillingPages(Controller):
         person: dict[str, Any],
         accounts: Upstream,
         billing: Upstream,
+        catalogue: Upstream,
         status_code: int = 200,
         quantities: dict[str, int] | None = None,
         **context: Any,
@@ -325,10 +360,11 @@ class BillingPages(Controller):
         if account_id is None:
             return await account_page("tokens.html", request, person, accounts, status_code, state="none", **context)
         is_manager = person.get("memberships", {}).get(str(account_id)) == "manager"
-        price_list, wallet, profile = await asyncio.gather(
+        price_list, wallet, profile, upcoming = await asyncio.gather(
             read(billing, "/internal/price-list"),
             read(billing, f"/internal/accounts/{account_id}/wallet", person["user_id"]),
             _profile_if(is_manager, accounts, account_id, person["user_id"]),
+            _upcoming_if(is_manager, catalogue),
         )
         items = price_list["items"] if price_list else []
         if price_list is None and status_code == 200:
@@ -336,7 +372,7 @@ class BillingPages(Controller):
         public_buyer = bool(profile) and buyer_of(profile)["public_buyer"]
         return await account_page(
             "tokens.html", request, person, accounts, status_code, state="shown", items=items, wallet=wallet,
-            cart=cart_of(items, quantities or {}), public_buyer=public_buyer, **context,
+            cart=cart_of(items, quantities or {}), public_buyer=public_buyer, upcoming=upcoming, **context,
         )  # fmt: skip
 
     async def _listing(
@@ -362,6 +398,21 @@ class BillingPages(Controller):
             template, request, person, accounts, state="shown", listing=listed["items"], page_number=number,
             pages=pages_of(listed["total"]),
         )  # fmt: skip
+
+
+async def _upcoming_if(wanted: bool, catalogue: Upstream) -> list[dict[str, Any]]:
+    """The published sessions with places left, soonest first, that a purchase order may name (none if the
+    catalogue does not answer: the order goes without)."""
+    if not wanted:
+        return []
+    listed = await read(catalogue, f"/internal/planning?available=true&limit={MAX_ORDER_SESSIONS * 5}")
+    return listed["items"] if listed else []
+
+
+async def _named_sessions(catalogue: Upstream, session_ids: list[str]) -> list[dict[str, Any]]:
+    """The sessions a purchase order names, as the catalogue shows them (only their id if it does not answer)."""
+    shown = await asyncio.gather(*(read(catalogue, f"/internal/sessions/{session_id}") for session_id in session_ids))
+    return [found or {"id": session_id} for session_id, found in zip(session_ids, shown, strict=True)]
 
 
 async def _profile_if(wanted: bool, accounts: Upstream, account_id: uuid.UUID, actor: str) -> dict[str, Any] | None:
@@ -390,6 +441,20 @@ async def _signed_order(upload: Any) -> tuple[bytes | None, dict[str, str]]:
     if not content.startswith(b"%PDF-"):
         return None, {"file": gettext(N_("Ce fichier n'est pas un PDF : choisissez le bon de commande signé en PDF."))}
     return content, {}
+
+
+def _order_sessions(values: list[Any]) -> tuple[list[str], dict[str, str]]:
+    """The sessions ticked on the purchase-order form (ids), and the error if they cannot be."""
+    chosen: list[str] = []
+    for value in values[: MAX_ORDER_SESSIONS + 1]:
+        try:
+            chosen.append(str(uuid.UUID(str(value))))
+        except ValueError:
+            return [], {"enrol_session_ids": gettext(N_("Choisissez des séances de la liste."))}
+    if len(values) > MAX_ORDER_SESSIONS:
+        message = gettext(N_("%(max)d séances au plus.")) % {"max": MAX_ORDER_SESSIONS}
+        return chosen[:MAX_ORDER_SESSIONS], {"enrol_session_ids": message}
+    return list(dict.fromkeys(chosen)), {}
 
 
 def _purchase_order_errors(typed: dict[str, str]) -> dict[str, str]:

@@ -26,6 +26,7 @@ from gateway.billing import ensure_reader, notice_of
 from gateway.idempotency import IDEMPOTENT
 from gateway.openapi import SESSION_OR_API_TOKEN, problems
 from gateway.upstream import Upstream, relay
+from servicekit.http import ProblemError
 from servicekit.inputs import text
 
 Questions = text(2000, multiline=True)
@@ -43,20 +44,35 @@ class WaitingListRequest(BaseModel):
     questions: Questions | None = None  # type: ignore[valid-type]
 
 
-def enrolment_body(identity: dict[str, Any], account_id: uuid.UUID, data: EnrolmentRequest) -> dict[str, Any]:
-    """What enrollment is asked: the request, the account, and the caller as requester and person to mail."""
+def enrolment_body(
+    identity: dict[str, Any], account_id: uuid.UUID, data: EnrolmentRequest, institution_name: str | None = None
+) -> dict[str, Any]:
+    """What enrollment is asked: the request, the account (and its name, printed on the certificates of
+    attendance), and the caller as requester and person to mail."""
     return {
         **data.model_dump(mode="json"),
         "account_id": str(account_id),
+        "institution_name": institution_name,
         "requested_by": identity["user_id"],
         "notice": notice_of(identity),
     }
 
 
+async def institution_name(accounts: Upstream, account_id: uuid.UUID, actor: str) -> str | None:
+    """The institution's name as accounts has it; None when accounts does not say (enrollment then prints none)."""
+    try:
+        answer = await accounts.call("GET", f"/internal/accounts/{account_id}/profile", actor=actor)
+    except ProblemError:
+        return None
+    name = answer.json().get("name") if answer.status_code == 200 else None
+    return name if isinstance(name, str) else None
+
+
 async def ask_enrolment(
-    enrollment: Upstream, identity: dict[str, Any], account_id: uuid.UUID, data: EnrolmentRequest
+    enrollment: Upstream, accounts: Upstream, identity: dict[str, Any], account_id: uuid.UUID, data: EnrolmentRequest
 ) -> Any:
-    body = enrolment_body(identity, account_id, data)
+    name = await institution_name(accounts, account_id, identity["user_id"])
+    body = enrolment_body(identity, account_id, data, name)
     return await enrollment.call("POST", "/internal/enrolments", body, actor=identity["user_id"])
 
 
@@ -98,10 +114,15 @@ class EnrolmentApi(Controller):
         **IDEMPOTENT,
     )
     async def enrol(
-        self, account_id: uuid.UUID, data: EnrolmentRequest, identity: dict[str, Any], enrollment: Upstream
+        self,
+        account_id: uuid.UUID,
+        data: EnrolmentRequest,
+        identity: dict[str, Any],
+        accounts: Upstream,
+        enrollment: Upstream,
     ) -> Response[Any]:
         ensure_manager(identity, account_id)
-        return relay(await ask_enrolment(enrollment, identity, account_id, data))
+        return relay(await ask_enrolment(enrollment, accounts, identity, account_id, data))
 
     @get(
         "/enrolments",

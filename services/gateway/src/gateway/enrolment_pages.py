@@ -8,8 +8,10 @@
   reason next to the form (and, for want of tokens, the way to buy some). A visitor not logged in is invited to log
   in; a member of the institution is told that its managers enrol.
 - "Mes Webvisio" (`/account/webvisio`): the institution's upcoming and past sessions with their status (and, for a
-  rejected one, why), a cancel button until the cut-off, its places on waiting lists with "Confirmer la place" while
-  one is held for it (and until when), "Quitter la liste d'attente".
+  rejected one, why), a cancel button until the cut-off (enrollment's `cancellable_until`), for a confirmed one
+  "Accès" (enabled from the room's opening), the attendance and certificates counts and the link to its own page
+  (gateway.participation_pages), its places on waiting lists with "Confirmer la place" while one is held for it
+  (and until when), "Quitter la liste d'attente".
 
 Which institution acts comes from `web.current_account` (the person's own memberships, never a form); enrollment is
 asked for that account only (404 for another's enrolment or entry). Every form carries the CSRF token."""
@@ -36,7 +38,7 @@ from servicekit.http import ProblemError
 
 FORM_BYTES = 16 * 1024
 PAST_SHOWN = 50
-# enrollment's default cut-off (ENROLLMENT_CANCEL_HOURS_BEFORE): the button is shown until then; enrollment decides
+# enrollment's default cut-off (ENROLLMENT_CANCEL_HOURS_BEFORE), for an answer without `cancellable_until`
 CANCEL_HOURS_BEFORE = 48
 ENROL_FIELDS = ("expected_participants", "questions", "privatisation")
 
@@ -74,13 +76,26 @@ def reason_text(reason: str | None) -> str | None:
 
 
 def shown_enrolment(item: dict[str, Any], now: datetime) -> dict[str, Any]:
-    starts = datetime.fromisoformat(item["session"]["starts_at"])
-    cancel_until = starts - timedelta(hours=CANCEL_HOURS_BEFORE)
+    """An enrolment as the list shows it: whether it may still be cancelled (until enrollment's
+    `cancellable_until`), and for its participation link when the room opens (`opens_at`) and whether it is open."""
+    session = item["session"]
+    starts = datetime.fromisoformat(session["starts_at"])
+    cancel_until = (
+        datetime.fromisoformat(item["cancellable_until"])
+        if item.get("cancellable_until")
+        else starts - timedelta(hours=CANCEL_HOURS_BEFORE)
+    )
+    link = item.get("link") or None
+    opens_at = datetime.fromisoformat(link["opens_at"]) if link and link.get("opens_at") else None
+    ended = session.get("status") == "ended" or now >= datetime.fromisoformat(session["ends_at"])
     return {
         **item,
         "reason_text": reason_text(item.get("reason")),
         "cancellable": item["status"] in ("pending", "confirmed") and now < cancel_until,
         "cancel_until": cancel_until.isoformat(),
+        "opens_at": opens_at,
+        "room_open": opens_at is not None and now >= opens_at and not ended,
+        "ended": ended,
     }
 
 
@@ -105,6 +120,7 @@ class EnrolmentPages(Controller):
         session_id: uuid.UUID,
         request: Request[Any, Any, Any],
         person: dict[str, Any],
+        accounts: Upstream,
         catalogue: Upstream,
         billing: Upstream,
         enrollment: Upstream,
@@ -132,7 +148,7 @@ class EnrolmentPages(Controller):
                     questions=questions,
                     privatisation=bool(typed["privatisation"]),
                 )
-                answer = await ask_enrolment(enrollment, person, account_id, asked)
+                answer = await ask_enrolment(enrollment, accounts, person, account_id, asked)
         except ValidationError:
             errors = {"questions": gettext(N_("Ce texte contient des caractères non autorisés."))}
             return await session_page(

@@ -6,10 +6,13 @@ Route classes. A route names its class with `opt={"rate_limit": ...}` (see RATE_
 unless they name a class.
 - `login`: a password is checked (log in, change of password or email, closure);
 - `mail`: someone gets a mail (sign-up, verification resend, password reset, re-invitation);
+- `join`: the public pages of a participation link, a feedback link and certificate checks (gateway.join_pages):
+  forms that try a secret (a link, an entry code, a certificate's code), from addresses that a whole school's
+  pupils may share, hence a limit of its own;
 - `write`, `read`: everything else.
-Each class has a rate `count/seconds` (GATEWAY_RATE_LIMIT_LOGIN, _MAIL, _WRITE, _READ), counted in fixed windows
-aligned on the epoch, so that replicas agree on them without talking: at most `count` requests are admitted in a
-window, hence at most 2 x `count` across a window's boundary.
+Each class has a rate `count/seconds` (GATEWAY_RATE_LIMIT_LOGIN, _MAIL, _WRITE, _READ, _JOIN), counted in fixed
+windows aligned on the epoch, so that replicas agree on them without talking: at most `count` requests are admitted
+in a window, hence at most 2 x `count` across a window's boundary.
 
 The client. On a route that needs an identity, the authenticated caller: the API token (`token:<id>`) or the user
 (`user:<id>`, whichever session they use), counted once the identity is known (`limited_identity`, the gateway's
@@ -49,7 +52,7 @@ from servicekit.http import ProblemError
 
 log = logging.getLogger(__name__)
 
-CLASSES = ("login", "mail", "write", "read")
+CLASSES = ("login", "mail", "write", "read", "join")
 EXACT = frozenset({"login", "mail"})
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # After sending a client's counts, a process asks for their total in that many more flushes (adding 0): so it

@@ -38,6 +38,7 @@ from gateway.back_office_pages import BackOfficePages
 from gateway.back_office_rooms import BackOfficeRoomPages, RoomPages
 from gateway.back_office_series import BackOfficeSeriesPages
 from gateway.back_office_sessions import BackOfficeSessionPages
+from gateway.back_office_statistics import BackOfficeStatisticsPages
 from gateway.back_office_themes import BackOfficeThemePages
 from gateway.backoffice import BackOfficeApi
 from gateway.billing import PaymentsApi, PriceListApi, WalletApi
@@ -48,12 +49,16 @@ from gateway.enrolment import BackOfficeEnrolmentApi, EnrolmentApi
 from gateway.enrolment_pages import EnrolmentPages
 from gateway.headers import security_headers
 from gateway.idempotency import Idempotency
+from gateway.join_pages import CONTROLLERS as JOIN_PAGES
+from gateway.join_pages import PublicLinks
 from gateway.limits import RateLimiter, limited_identity
 from gateway.member_pages import MemberPages
 from gateway.messages import mail_kind
 from gateway.navigation import ACCOUNT_TABS, BACK_OFFICE, Navigation
 from gateway.notifications import BounceHook, NotificationPages, UnsubscribePages
 from gateway.openapi import openapi_config, swagger_asset, without_bodies_on_204
+from gateway.participation import BackOfficeParticipationApi, ParticipationApi
+from gateway.participation_pages import ParticipationPages
 from gateway.planning_pages import PlanningPages
 from gateway.portal import TEMPLATES, Portal
 from gateway.security import refused, remember_client
@@ -83,6 +88,7 @@ limiter = RateLimiter(
         "mail": settings.rate_limit_mail,
         "write": settings.rate_limit_write,
         "read": settings.rate_limit_read,
+        "join": settings.rate_limit_join,
     },
     store,
 )
@@ -175,6 +181,8 @@ app = build_http_app(
         PlanningApi,
         EnrolmentApi,
         BackOfficeEnrolmentApi,
+        ParticipationApi,
+        BackOfficeParticipationApi,
         Portal,
         AccountPages,
         MemberPages,
@@ -194,6 +202,9 @@ app = build_http_app(
         SandboxPaymentPages,
         PlanningPages,
         EnrolmentPages,
+        ParticipationPages,
+        BackOfficeStatisticsPages,
+        *JOIN_PAGES,
         swagger_asset,
         static_files(),
     ],
@@ -225,6 +236,8 @@ app = build_http_app(
         {
             "trusted_proxies": settings.trusted_proxies,
             "cookie_secure": settings.cookie_secure,
+            # gateway.join_pages: the entry-code cookie's key, the equipment test, the rooms' hooks' secrets
+            "public_links": PublicLinks.of(settings, secret_key),
             # gateway.notifications: the mail provider's bounce reports; none, and the route answers 404
             "bounce_webhook_token": settings.bounce_webhook_token.get_secret_value()
             if settings.bounce_webhook_token

@@ -37,6 +37,7 @@ BACK_OFFICE = (
     Link(N_("Séries"), "/back-office/series", needs="catalogue"),
     Link(N_("Thèmes"), "/back-office/themes", needs="catalogue"),
     Link(N_("Salles permanentes"), "/back-office/rooms", needs="catalogue"),
+    Link(N_("Statistiques"), "/back-office/statistics", needs="enrollment"),
     Link(N_("Journal des envois"), "/back-office/deliveries", needs="notifier"),
     Link(N_("Bons de commande"), "/back-office/purchase-orders", needs="billing"),
     Link(N_("Paiements"), "/back-office/payments", needs="billing"),

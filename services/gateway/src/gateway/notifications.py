@@ -21,7 +21,7 @@ import hmac
 import json
 import re
 from email.message import Message
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import quote
 
 from litestar import Controller, Request, Response, get, post
@@ -43,6 +43,7 @@ MAX_REPORT_BYTES = 256 * 1024
 MAX_DSN_RECIPIENTS = 50
 # Not a form of ours: the unguessable signed token is the authorisation (module docstring)
 ONE_CLICK = RATE_LIMIT("login") | {"exclude_from_csrf": True}
+Model = TypeVar("Model", bound=BaseModel)
 
 
 # -- the unsubscribe link -----------------------------------------------------------------------------------------
@@ -95,13 +96,14 @@ class BounceHook(Controller):
 
     @post("/bounces", opt=ONE_CLICK, status_code=202, request_max_body_size=MAX_REPORT_BYTES)
     async def bounces(self, request: Request[Any, Any, Any], notifier: Upstream) -> dict[str, Any]:
-        _authenticate(request)
+        expected = request.app.state.get("bounce_webhook_token")
+        check_bearer(request, expected, "A bounce report needs the provider's token.")
         body = await request.body()
         content_type = request.headers.get("Content-Type", "")
         if content_type.lower().startswith("multipart/report"):
             hard = _failed_recipients(content_type, body)
         else:
-            report = _json_report(body)
+            report = json_model(body, BounceReport)
             hard = [(report.recipient, report.reason or "hard bounce")] if report.type == "hard" else []
         for recipient, reason in hard:
             answer = await notifier.call("POST", "/internal/bounces", {"recipient": recipient, "reason": reason})
@@ -110,13 +112,14 @@ class BounceHook(Controller):
         return {"marked": [recipient.lower() for recipient, _ in hard]}
 
 
-def _authenticate(request: Request[Any, Any, Any]) -> None:
-    expected = request.app.state.get("bounce_webhook_token")
+def check_bearer(request: Request[Any, Any, Any], expected: str | None, refusal_detail: str) -> None:
+    """A provider's webhook: its `Authorization: Bearer` must be `expected` (compared in constant time); 401
+    otherwise, and 404 when no token is configured (the route does not exist)."""
     if not expected:
         raise NotFoundException
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
-        refusal = ProblemError(401, "unauthorized", "Unauthorized", "A bounce report needs the provider's token.")
+        refusal = ProblemError(401, "unauthorized", "Unauthorized", refusal_detail)
         refusal.headers = {"WWW-Authenticate": "Bearer"}
         raise refusal
 
@@ -125,10 +128,11 @@ def _invalid(detail: str) -> ProblemError:
     return ProblemError(400, "invalid_request", "Invalid request", detail)
 
 
-def _json_report(body: bytes) -> BounceReport:
+def json_model(body: bytes, model: type[Model]) -> Model:
+    """A webhook's JSON body as `model`, or a 400 problem naming the field at fault."""
     check_json_body(body)
     try:
-        return BounceReport.model_validate(json.loads(body))
+        return model.model_validate(json.loads(body))
     except json.JSONDecodeError:
         raise ProblemError(400, "invalid_body", "Invalid body", "The body is not valid JSON.") from None
     except ValidationError as exc:

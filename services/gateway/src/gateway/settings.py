@@ -36,6 +36,13 @@ class GatewaySettings(BaseSettings):
     # token (openssl rand -hex 32); unset, the route does not exist (404). Never logged.
     bounce_webhook_token: SecretStr | None = None
     upstream_timeout_seconds: float = 10.0
+    # The public join page (gateway.join_pages): where people test their camera and microphone beforehand.
+    equipment_test_url: str = "https://test.webrtc.org/"
+    # BigBlueButton's end callback is signed by the catalogue with its room secret (CATALOGUE_ROOM_SECRET): the same
+    # value here lets the gateway check it (POST|GET /hooks/rooms/{id}/ended?sig=); unset, the route answers 404.
+    room_callback_secret: SecretStr | None = None
+    # Jitsi's (JaaS) webhook carries it as a bearer token (POST /hooks/rooms/jitsi); unset, the route answers 404.
+    jitsi_webhook_token: SecretStr | None = None
     # How long an identity read from accounts is kept (gateway.identities): a change to a session or its user made
     # through another gateway process, or in accounts directly, is seen within this delay; 0 reads every time.
     identity_cache_seconds: float = 0.5
@@ -69,6 +76,8 @@ class GatewaySettings(BaseSettings):
     rate_limit_mail: Annotated[Rate, NoDecode, BeforeValidator(Rate.parse)] = Rate(5, 60)
     rate_limit_write: Annotated[Rate, NoDecode, BeforeValidator(Rate.parse)] = Rate(120, 60)
     rate_limit_read: Annotated[Rate, NoDecode, BeforeValidator(Rate.parse)] = Rate(1200, 60)
+    # the public join pages' forms, entry codes and certificate checks, per address (a school's pupils share one)
+    rate_limit_join: Annotated[Rate, NoDecode, BeforeValidator(Rate.parse)] = Rate(60, 60)
     # How often each replica adds its read and write counts to the shared ones (the limit's overshoot across
     # replicas is what the others admit in this time).
     rate_limit_flush_seconds: float = Field(0.15, gt=0, le=5)

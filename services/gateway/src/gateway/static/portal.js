@@ -57,10 +57,48 @@ function refreshWhilePending(section) {
   window.setTimeout(again, 1500);
 }
 
+// "Mes Webvisio": a copy button next to a participation link (hidden without script or clipboard); the result is
+// announced by a status region.
+function copyButton(button) {
+  const link = document.getElementById(button.dataset.copy);
+  const status = document.querySelector(`[data-copy-status="${button.dataset.copy}"]`);
+  if (!link || !navigator.clipboard) return;
+  button.hidden = false;
+  button.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(link.href);
+      if (status) status.textContent = button.dataset.copied;
+    } catch (error) {
+      if (status) status.textContent = "";
+    }
+  });
+}
+
+// The join page: the session's start in the viewer's own zone, when it is not the session's (the page shows that
+// one); the text comes with the page, the script only fills in the time and the zone.
+function showViewerTime(element) {
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  if (!zone || zone === element.dataset.zone) return;
+  const starts = new Date(element.dataset.viewerTime);
+  if (Number.isNaN(starts.getTime())) return;
+  const format = new Intl.DateTimeFormat(document.documentElement.lang || undefined, {
+    dateStyle: "full",
+    timeStyle: "short",
+  });
+  element.querySelector("time").textContent = format.format(starts);
+  element.querySelector(".zone").textContent = `(${zone})`;
+  element.hidden = false;
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("[data-viewer-time]").forEach(showViewerTime);
   document.querySelectorAll("form[data-follows-kind]").forEach(followInstitutionKind);
   document.querySelectorAll("form[data-confirm]").forEach(confirmDestructive);
   document.querySelectorAll("[data-refresh-while-pending]").forEach(refreshWhilePending);
+  document.querySelectorAll("button[data-copy]").forEach(copyButton);
+  // a date and time typed in a form is read in the viewer's own time zone (the portal's zone without script)
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  if (zone) document.querySelectorAll("input[data-viewer-timezone]").forEach((input) => { input.value = zone; });
   // After a refused form, focus the summary of its errors, so screen readers announce it.
   const summary = document.querySelector(".error-summary");
   if (summary) summary.focus();
