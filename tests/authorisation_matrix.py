@@ -64,6 +64,7 @@ PAGE_MANAGE = {"anonymous": 303, "member_a": 403, "manager_a": 200, "manager_b":
 # A form on one of A's people (its member id in the path): someone looking at another institution finds nothing.
 A_MEMBER_PAGE = {"anonymous": 303, "member_a": 403, "manager_a": 303, "manager_b": 404, "organiser": 404}
 BACK_OFFICE_PAGE = {"anonymous": 303, "member_a": 404, "manager_a": 404, "manager_b": 404}
+ENROLMENT = "/api/v1/accounts/{account_id:uuid}/enrolments/{enrollment_id:uuid}"  # one of A's, and what it has
 
 
 def ok(expected: Mapping[str, int], status: int) -> dict[str, int]:
@@ -958,6 +959,64 @@ async def a_waiting_list_entry(scene: Scene, caller: str) -> Call:
     return Call(scene.values() | {"entry_id": str(uuid.uuid4()), "session_id": await enrollable_session(scene)})
 
 
+# --- taking part (gateway.participation, gateway.participation_pages): confirmed enrolments of A, one per use ------
+
+_confirmed: dict[tuple[int, str], Any] = {}  # per scene and use: a confirmed enrolment of A
+
+
+async def confirmed_enrolment_of_a(scene: Scene, use: str) -> str:
+    """A confirmed enrolment of A (so it has a participation link), one per `use`: reading, the link's re-issue and
+    revocation, its sharing never meet."""
+    key = (id(scene), use)
+    if key not in _confirmed:
+        _confirmed[key] = asyncio.ensure_future(_confirmed_enrolment(scene))
+    enrollment_id: str = await asyncio.shield(_confirmed[key])
+    return enrollment_id
+
+
+async def _confirmed_enrolment(scene: Scene) -> str:
+    enrollment_id = await enrolment_of_a(scene)
+    for _ in range(300):
+        path = f"/api/v1/accounts/{scene.account_a}/enrolments/{enrollment_id}"
+        if (await as_manager_a(scene, "GET", path))["status"] == "confirmed":
+            return enrollment_id
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"A's enrolment {enrollment_id} never confirmed")
+
+
+def a_confirmed_enrolment(use: str, **more: Any) -> Build:
+    """A's confirmed enrolment for `use`, with a JSON body (`json`) or a form (`form`) if given."""
+
+    async def call(scene: Scene, caller: str) -> Call:
+        values = scene.values() | {"enrollment_id": await confirmed_enrolment_of_a(scene, use)}
+        return Call(values, **more)
+
+    return call
+
+
+async def a_scheduled_share(scene: Scene, caller: str) -> Call:
+    """A sending of A's link scheduled for tomorrow, fresh for each caller (only A's manager cancels it)."""
+    enrollment_id = await confirmed_enrolment_of_a(scene, "share")
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    body = {"recipients": [{"channel": "email", "address": unique_email("share")}], "send_at": tomorrow}
+    path = f"/api/v1/accounts/{scene.account_a}/enrolments/{enrollment_id}/link/shares"
+    [share] = (await as_manager_a(scene, "POST", path, json=body))["items"]
+    return Call(scene.values() | {"enrollment_id": enrollment_id, "share_id": share["id"]})
+
+
+async def no_certificate_of_a(scene: Scene, caller: str) -> Call:
+    """No certificate of A's by that id (its session has not ended): A's people get past the gateway and find none."""
+    values = {"enrollment_id": await confirmed_enrolment_of_a(scene, "read"), "certificate_id": str(uuid.uuid4())}
+    return Call(scene.values() | values)
+
+
+async def a_session_known_to_enrollment(scene: Scene, caller: str) -> Call:
+    return Call({"session_id": await enrollable_session(scene)})
+
+
+SHARE_BODY = {"recipients": [{"channel": "email", "address": "matrice@example.org", "name": "Léa Petit"}]}
+
+
 # --- the catalogue back-office: themes, sessions, series and permanent rooms made for one call -------------------
 
 
@@ -1625,6 +1684,78 @@ ENTRIES: list[Entry] = [
         manager_b=404,
         organiser=404,
     ),
+    # taking part (gateway.participation): A's people read the link, attendance and certificates, its managers act on
+    # the link and its sendings; the feedback (not before the end: 409) is its people's; certificates: none yet (404)
+    api("GET", f"{ENROLMENT}/link", READ, a_confirmed_enrolment("read")),
+    api("POST", f"{ENROLMENT}/link/reissue", EDIT, a_confirmed_enrolment("link")),
+    api("POST", f"{ENROLMENT}/link/revoke", ok(EDIT, 204), a_confirmed_enrolment("link")),
+    api("GET", f"{ENROLMENT}/link/shares", MANAGE, a_confirmed_enrolment("share")),
+    api("POST", f"{ENROLMENT}/link/shares", ok(EDIT, 201), a_confirmed_enrolment("share", json=SHARE_BODY)),
+    api("DELETE", f"{ENROLMENT}/link/shares/{{share_id:uuid}}", ok(EDIT, 204), a_scheduled_share),
+    api("GET", f"{ENROLMENT}/attendance", READ, a_confirmed_enrolment("read")),
+    api(
+        "POST",
+        f"{ENROLMENT}/feedback",
+        {"anonymous": 401, "member_a": 409, "manager_a": 409, "manager_b": 404, "organiser": 403},
+        a_confirmed_enrolment("read", json={"rating": 4}),
+    ),
+    api("GET", f"{ENROLMENT}/certificates", READ, a_confirmed_enrolment("read")),
+    api(
+        "GET",
+        f"{ENROLMENT}/certificates/{{certificate_id:uuid}}/pdf",
+        {"anonymous": 401, "member_a": 404, "manager_a": 404, "manager_b": 404, "organiser": 404},
+        no_certificate_of_a,
+    ),
+    api("GET", "/api/v1/back-office/sessions/{session_id:uuid}/attendance", ORGANISERS, a_session_known_to_enrollment),
+    api("GET", "/api/v1/back-office/sessions/{session_id:uuid}/feedback", ORGANISERS, a_session_known_to_enrollment),
+    api("GET", "/api/v1/back-office/statistics", ORGANISERS),
+    api("GET", "/api/v1/back-office/statistics.csv", ORGANISERS),
+    page(
+        "GET",
+        "/account/webvisio/{enrollment_id:uuid}",
+        a_confirmed_enrolment("read"),
+        anonymous=303,
+        member_a=200,
+        manager_a=200,
+        manager_b=404,
+        organiser=404,
+    ),
+    page("POST", "/account/webvisio/{enrollment_id:uuid}/link/reissue", a_confirmed_enrolment("link"), **A_MEMBER_PAGE),
+    page("POST", "/account/webvisio/{enrollment_id:uuid}/link/revoke", a_confirmed_enrolment("link"), **A_MEMBER_PAGE),
+    page(
+        "POST",
+        "/account/webvisio/{enrollment_id:uuid}/shares",
+        a_confirmed_enrolment("share", form={"recipients": "matrice@example.org", "when": "now"}),
+        **A_MEMBER_PAGE,
+    ),
+    page(
+        "POST",
+        "/account/webvisio/{enrollment_id:uuid}/shares/{share_id:uuid}/cancellation",
+        a_scheduled_share,
+        **A_MEMBER_PAGE,
+    ),
+    page(
+        "POST",
+        "/account/webvisio/{enrollment_id:uuid}/feedback",
+        a_confirmed_enrolment("read", form={"rating": "4"}),
+        anonymous=303,
+        member_a=409,
+        manager_a=409,
+        manager_b=404,
+        organiser=404,
+    ),
+    page(
+        "GET",
+        "/account/webvisio/{enrollment_id:uuid}/certificates/{certificate_id:uuid}/pdf",
+        no_certificate_of_a,
+        anonymous=303,
+        member_a=404,
+        manager_a=404,
+        manager_b=404,
+        organiser=404,
+    ),
+    page("GET", "/back-office/statistics", **BACK_OFFICE_PAGE, organiser=200),
+    page("GET", "/back-office/statistics.csv", **BACK_OFFICE_PAGE, organiser=200),
     # the public planning (gateway.catalogue, gateway.planning_pages): anyone, signed in or not
     everyone("GET", "/api/v1/planning"),
     everyone("GET", "/api/v1/planning/sessions/{session_id:uuid}", 200, a_published_session),

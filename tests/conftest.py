@@ -46,7 +46,7 @@ async def system(stack, kafka, webhook_tls) -> AsyncIterator[System]:  # type: i
     # every test signs up from 127.0.0.1: the per-source sign-up limit would stop the suite (it has tests of its own)
     # and logs in and mails as much: the gateway's limits too (tests/test_api_store.py tests them on their own gateways)
     limits = {"ACCOUNTS_SIGN_UPS_PER_SOURCE_PER_HOUR": "100000"} | {
-        f"GATEWAY_RATE_LIMIT_{route_class}": "100000/60" for route_class in ("LOGIN", "MAIL", "WRITE", "READ")
+        f"GATEWAY_RATE_LIMIT_{route_class}": "100000/60" for route_class in ("LOGIN", "MAIL", "WRITE", "READ", "JOIN")
     }
     # tests read the planning right after changing it: no answer reused (servicekit.read_cache has tests of its own)
     limits |= {"CATALOGUE_PLANNING_CACHE_SECONDS": "0", "GATEWAY_PLANNING_CACHE_SECONDS": "0"}

@@ -8,12 +8,12 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from faststream.kafka import KafkaBroker
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts import Envelope
+from contracts import Envelope, Event, encode
 from contracts.events.accounts import AccountVerified
 from servicekit.consumer import Consumer, DeadLetters
 from servicekit.db import Database, install_kit_tables
@@ -130,3 +130,14 @@ async def caught_up(bootstrap: str, consumer: Consumer) -> bool:
     finally:
         await probe.stop()
         await admin.close()
+
+
+async def publish(bootstrap: str, event: Event, source: str = "test") -> None:
+    """One event on its topic, keyed and enveloped as its owning service publishes it."""
+    record = encode(event, source=source)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(record.topic, record.value, key=record.key, headers=record.headers)
+    finally:
+        await producer.stop()

@@ -16,6 +16,9 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from billing_world import paid_order
+from join_world import enrolled_link, starting_soon
+from portal_world import csrf_token
 
 from api_world import PASSWORD, World, make_world, stored_counts, unique_email
 
@@ -52,8 +55,8 @@ REALISTIC: dict[str, Any] = {
 CATALOGUE_IDS = {name: str(uuid.uuid4()) for name in ("theme_id", "session_id", "series_id", "room_id")}
 # A webhook endpoint's id in paths: none of the account's (nothing passes the edge anyway).
 WEBHOOK_IDS = {"webhook_id": str(uuid.uuid4())}
-# An enrolment's and a waiting-list entry's ids in paths: none of the account's.
-ENROLMENT_IDS = {name: str(uuid.uuid4()) for name in ("enrollment_id", "entry_id")}
+# An enrolment's, a waiting-list entry's, a link sending's and a certificate's ids in paths: none of the account's.
+ENROLMENT_IDS = {name: str(uuid.uuid4()) for name in ("enrollment_id", "entry_id", "share_id", "certificate_id")}
 
 
 @pytest.fixture(scope="module")
@@ -339,3 +342,53 @@ async def test_accounts_takes_only_an_ip_address_as_a_source(system):
                 response = await accounts.post(path, json={"email": body["email"], "source": source}, headers=headers)
                 assert_refused_at_edge(response, f"{path} with source {source[:20]!r}", "source")
         assert await stored_counts(system.stack.database_url("accounts")) == before
+
+
+async def test_bad_input_to_the_public_join_forms_and_hooks_is_refused_without_a_5xx(system):
+    """The join page's forms (name, entry code, feedback), the certificate check and the rooms' hooks: control
+    characters, text too long, a body that is not UTF-8, JSON nested 1,000 deep... a 4xx, never a 5xx."""
+    async with httpx.AsyncClient(base_url=system.url("gateway"), timeout=30) as browser:
+        manager = await make_world(browser, system.stack.mail_api, "bad-input-join")
+        await paid_order(system.url("gateway"), manager.auth, manager.account_id)
+        session_id, _, token = await enrolled_link(system, manager)
+        await bad_input_to_a_join_link(browser, system, session_id, token)
+
+
+async def bad_input_to_a_join_link(browser: httpx.AsyncClient, system: Any, session_id: str, token: str) -> None:
+    page = f"/join/{token}"
+    shown = await browser.get(page)
+    csrf = csrf_token(shown.text)
+    await starting_soon(system, session_id, token)
+    bad_values = ["\x00", "a\x1b[2Jb", "x" * 5000]
+    for field in ("name", "email"):
+        for value in bad_values:
+            answer = await browser.post(page, data={"_csrf_token": csrf, "name": "Camille", field: value})
+            assert answer.status_code == 400, (field, value[:10], answer.status_code)
+    for path, fields in ((f"{page}/entry-code", ("code",)), (f"{page}/feedback", ("name", "rating", "comment"))):
+        for field in fields:
+            for value in bad_values:
+                answer = await browser.post(path, data={"_csrf_token": csrf, field: value})
+                assert 300 <= answer.status_code < 500, (path, field, answer.status_code)
+    not_utf8 = await browser.post(
+        page,
+        content=b"_csrf_token=" + csrf.encode() + b"&name=caf\xe9\xff",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert not_utf8.status_code < 500  # decoded by the framework as best it can: a name like another
+    assert (await browser.post(page, data={"name": "Camille"})).status_code == 403  # no CSRF token
+    for code in ("\x00", "x" * 5000, "é" * 30):
+        assert (await browser.get("/certificates/verify", params={"code": code})).status_code == 404
+    bearer = {"Authorization": f"Bearer {system.jitsi_webhook_token}", "Content-Type": "application/json"}
+    for body in (
+        b'{"a":' + b"[" * 1000 + b"]" * 1000 + b"}",
+        b'{"eventType": "caf\xe9\xff"}',
+        b'{"eventType": ',
+        b"[1, 2, 3]",
+        b'{"eventType": "PARTICIPANT_LEFT", "timestamp": 1180591620717411303424}',
+        b'{"eventType": "PARTICIPANT_LEFT\\u0000"}',
+    ):
+        answer = await browser.post("/hooks/rooms/jitsi", content=body, headers=bearer)
+        assert answer.status_code == 400, (body[:40], answer.status_code, answer.text[:200])
+    odd = {"eventType": "PARTICIPANT_LEFT", "room": "visiopass-not-a-uuid", "data": {"id": "someone"}}
+    assert (await browser.post("/hooks/rooms/jitsi", json=odd, headers=bearer)).status_code == 204
+    assert (await browser.get(f"/hooks/rooms/{session_id}/ended?sig=%00")).status_code == 404

@@ -5,6 +5,8 @@ PDF download; the purchase-order form with the signed order's PDF; members see p
 another institution finds none of A's orders or invoices."""
 
 import re
+import uuid
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import httpx
@@ -21,6 +23,7 @@ from billing_world import (
     price_items,
 )
 from portal_world import csrf_token, portal_login, submit
+from test_catalogue_api import published, theme
 
 pytestmark = pytest.mark.infra
 
@@ -174,6 +177,37 @@ async def test_a_purchase_order_with_its_signed_pdf(manager_browser, gateway, pe
     assert "Bon de commande reçu" in page.text and 'data-status="awaiting_validation"' in page.text
     order = await order_of(gateway, people.manager.auth, people.manager.account_id, order_id)
     assert (order["tokens"], order["has_signed_order"], order["service_code"]) == (4, True, "SERVICE-EPLE")
+
+
+async def test_a_purchase_order_names_sessions_from_the_planning_and_its_page_shows_them(
+    manager_browser, gateway, people, system
+):
+    headers = {"X-Internal-Token": system.internal_token, "X-Actor-Id": str(uuid.uuid4())}
+    async with httpx.AsyncClient(base_url=system.url("catalogue"), headers=headers, timeout=30) as catalogue:
+        theme_id = await theme(catalogue, title=f"Vie scolaire {uuid.uuid4().hex[:6]}")
+        session = await published(catalogue, theme_id, datetime.now(UTC) + timedelta(days=12), title="Appel en ligne")
+    shown = await manager_browser.get("/account/tokens")
+    assert f'<option value="{session["id"]}"' in shown.text  # offered on the form
+    fields = {
+        "_csrf_token": csrf_token(shown.text),
+        "item_id": (await price_items(gateway))[UNIT]["id"],
+        "quantity": "1",
+        "buyer_order_number": "BC-2026-043",
+        "service_code": "SERVICE-EPLE",
+    }
+    refused = await manager_browser.post(
+        "/account/tokens/purchase-order", data=fields | {"enrol_session_ids": "pas une séance"}
+    )
+    assert refused.status_code == 400 and 'id="error-enrol_session_ids"' in refused.text
+    sent = await manager_browser.post(
+        "/account/tokens/purchase-order", data=fields | {"enrol_session_ids": [session["id"]]}
+    )
+    assert sent.status_code == 303, sent.text
+    order_id = urlsplit(sent.headers["location"]).path.rsplit("/", 1)[1]
+    order = await order_of(gateway, people.manager.auth, people.manager.account_id, order_id)
+    assert order["enrol_session_ids"] == [session["id"]]
+    page = visible_text((await manager_browser.get(sent.headers["location"])).text)
+    assert "Séances demandées" in page and "Appel en ligne" in page
 
 
 async def test_the_purchase_order_form_shows_each_problem_next_to_its_field(manager_browser, gateway):

@@ -19,20 +19,22 @@ from kit import records_with_keys, wait_for
 UNIT_ITEM = str(uuid.uuid5(uuid.NAMESPACE_URL, "visiopass:price-item:unit"))
 
 
+def purchase_order_of(tokens: int, **fields: object) -> dict[str, object]:
+    """The body of a purchase order of `tokens` unit tokens for billing's internal API (with `fields`)."""
+    return {
+        "payment_method": "purchase_order",
+        "lines": [{"item_id": UNIT_ITEM, "quantity": tokens}],
+        "buyer": {"institution_name": "Lycée saga", "kind": "school", "address": "1 rue A\n75001 Paris"},
+        "buyer_order_number": "BC-1",
+    } | fields
+
+
 async def funded_account(system, gateway: httpx.AsyncClient, tokens: int) -> str:  # type: ignore[no-untyped-def]
     """A verified account holding `tokens` tokens from a validated purchase order (billing's internal API)."""
     manager = await sign_up(gateway, "saga", verified_with=system.stack.mail_api)
     headers = {"X-Internal-Token": system.internal_token}
     async with httpx.AsyncClient(base_url=system.url("billing"), headers=headers, timeout=30) as billing:
-        order = await billing.post(
-            f"/internal/accounts/{manager.account_id}/orders",
-            json={
-                "payment_method": "purchase_order",
-                "lines": [{"item_id": UNIT_ITEM, "quantity": tokens}],
-                "buyer": {"institution_name": "Lycée saga", "kind": "school", "address": "1 rue A\n75001 Paris"},
-                "buyer_order_number": "BC-1",
-            },
-        )
+        order = await billing.post(f"/internal/accounts/{manager.account_id}/orders", json=purchase_order_of(tokens))
         assert order.status_code == 201, order.text
         validated = await billing.post(f"/internal/orders/{order.json()['id']}/validation", json={})
         assert validated.status_code == 200, validated.text

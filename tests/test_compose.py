@@ -326,13 +326,14 @@ def test_all_services_share_one_required_internal_token() -> None:
 
 
 def test_only_the_producer_and_the_reader_of_sealed_tokens_hold_the_event_keyring() -> None:
-    """contracts.secrets: accounts seals the tokens of mailed links, the notifier opens them; nobody else may."""
+    """contracts.secrets: accounts and enrollment seal the tokens of mailed links, the notifier opens them; nobody
+    else may."""
     holders = {
         service for service in compose_services() for key in raw_environment(service) if key.endswith("SECRET_KEYS")
     }
-    assert holders == {"accounts", "notifier"}, f"EVENT_SECRET_KEYS given to {sorted(holders)}"
+    assert holders == {"accounts", "enrollment", "notifier"}, f"EVENT_SECRET_KEYS given to {sorted(holders)}"
     raws = {raw_environment(name).get(env_prefix(name) + "EVENT_SECRET_KEYS") for name in holders}
-    assert len(raws) == 1, f"accounts and the notifier must share one keyring: {raws}"
+    assert len(raws) == 1, f"the sealers and the notifier must share one keyring: {raws}"
     raw = next(iter(raws))
     assert raw is not None and required_variables(raw), "the keyring must come from a required variable"
     assert all(has_field(name, "event_secret_keys") for name in holders)

@@ -31,25 +31,34 @@ def calendar_of(message: Message) -> Any:
     return str(calendar["METHOD"]), str(event["UID"]), int(event["SEQUENCE"])
 
 
+async def confirmed_enrolment(
+    system: Any, gateway: httpx.AsyncClient, enrollment: httpx.AsyncClient, to: str, language: str
+) -> tuple[str, str, str]:
+    """An enrolment asked for by Claire Martin (`to`, `language`) and confirmed through the saga: its account,
+    session and enrolment ids."""
+    account_id = await funded_account(system, gateway, 2)  # one for billing's probe, one to enrol
+    session_id = await new_session(system, enrollment)
+    asked = await enrollment.post(
+        "/internal/enrolments",
+        json={
+            "account_id": account_id,
+            "session_id": session_id,
+            "expected_participants": 5,
+            "notice": {"email": to, "name": "Claire Martin", "language": language},
+        },
+    )
+    assert asked.status_code == 202, asked.text
+    enrollment_id = asked.json()["id"]
+    await status_until(enrollment, enrollment_id, account_id, "confirmed")
+    return account_id, session_id, enrollment_id
+
+
 async def test_a_confirmed_enrolment_is_mailed_with_its_invitation_and_a_cancellation_withdraws_it(system) -> None:  # type: ignore[no-untyped-def]
     gateway, enrollment = clients(system)
     mail_api = system.stack.mail_api
     to = f"claire-{uuid.uuid4().hex[:12]}@example.fr"
     async with gateway, enrollment:
-        account_id = await funded_account(system, gateway, 2)  # one for billing's probe, one to enrol
-        session_id = await new_session(system, enrollment)
-        asked = await enrollment.post(
-            "/internal/enrolments",
-            json={
-                "account_id": account_id,
-                "session_id": session_id,
-                "expected_participants": 5,
-                "notice": {"email": to, "name": "Claire Martin", "language": "en"},
-            },
-        )
-        assert asked.status_code == 202, asked.text
-        enrollment_id = asked.json()["id"]
-        await status_until(enrollment, enrollment_id, account_id, "confirmed")
+        account_id, _, enrollment_id = await confirmed_enrolment(system, gateway, enrollment, to, "en")
 
         confirmed = await wait_for_mail(mail_api, to, subject_contains="Enrolment confirmed")
         assert "Claire Martin" in confirmed["text"] and "Prise en main de Pronote" in confirmed["text"]

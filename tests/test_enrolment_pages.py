@@ -26,7 +26,12 @@ PARIS = ZoneInfo("Europe/Paris")
 
 @pytest.fixture(scope="module")
 async def people(system) -> People:  # type: ignore[no-untyped-def]
-    people = await make_people(system, "enrolment-pages")
+    return await people_with_tokens(system, "enrolment-pages")
+
+
+async def people_with_tokens(system: Any, label: str) -> People:
+    """Institutions A (a manager, a member) and B, an organiser; A and B each hold the tokens of a paid order."""
+    people = await make_people(system, label)
     base = system.url("gateway")
     await asyncio.gather(
         paid_order(base, people.manager.auth, people.manager.account_id),

@@ -14,12 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 from portal_world import portal_login, submit
 
 from api_world import Manager, sign_up, unique_email
-from contracts import encode
 from contracts.events.billing import Notice, TokensExpiringSoon
+from kit import publish
 from mail import wait_for_mail, wait_for_mails
 
 pytestmark = pytest.mark.infra
@@ -50,13 +49,7 @@ async def remind(system, manager: Manager) -> None:  # type: ignore[no-untyped-d
         expires_at=datetime.now(UTC) + timedelta(days=20),
         notice=Notice(email=manager.email, name="Camille Martin", language="fr"),
     )
-    record = encode(event, source="test")
-    producer = AIOKafkaProducer(bootstrap_servers=system.stack.kafka_bootstrap, acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(record.topic, record.value, key=record.key, headers=record.headers)
-    finally:
-        await producer.stop()
+    await publish(system.stack.kafka_bootstrap, event)
 
 
 async def raw(mail_api: str, mail: dict[str, Any]) -> email.message.EmailMessage:

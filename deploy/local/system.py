@@ -47,6 +47,8 @@ class System:
     unsubscribe_key: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
     # the mail provider's bounce reports authenticate with it (gateway.notifications: POST /hooks/mail/bounces)
     bounce_webhook_token: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
+    # Jitsi's webhook authenticates with it (gateway.join_pages: POST /hooks/rooms/jitsi)
+    jitsi_webhook_token: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
     # signs the payment provider's webhooks (the local sandbox signs as Stripe does; billing checks)
     webhook_secret: str = field(default_factory=lambda: "whsec_" + secrets.token_urlsafe(24), repr=False)
     # keys the conference rooms' PINs and passwords, and signs the Jitsi tokens (catalogue.rooms)
@@ -97,6 +99,7 @@ class System:
             env[f"{prefix}EVENT_SECRET_KEYS"] = self.event_secret_keys
         if name == "enrollment":
             env["ENROLLMENT_LINK_KEY"] = self.link_key
+            env["ENROLLMENT_PUBLIC_BASE_URL"] = self.url("gateway")  # printed on certificates (their check)
         if name == "notifier":
             env |= {
                 "NOTIFIER_SMTP_HOST": "127.0.0.1",
@@ -111,6 +114,8 @@ class System:
             }
             if "billing" in self.ports:  # where the PDFs the billing mails attach are fetched
                 env["NOTIFIER_BILLING_URL"] = self.url("billing")
+            if "enrollment" in self.ports:  # where the certificates the thank-you mails attach are fetched
+                env["NOTIFIER_ENROLLMENT_URL"] = self.url("enrollment")
         if name == "billing":
             env |= {
                 "BILLING_PAYMENT_PROVIDER": "sandbox",  # no card network here: the local provider's pay/decline page
@@ -137,6 +142,9 @@ class System:
                 env["GATEWAY_ENROLLMENT_URL"] = self.url("enrollment")
             env["GATEWAY_SECRET_KEY"] = self.secret_key
             env["GATEWAY_BOUNCE_WEBHOOK_TOKEN"] = self.bounce_webhook_token
+            # BigBlueButton's end callback is signed by the catalogue with the room secret; the gateway checks it
+            env["GATEWAY_ROOM_CALLBACK_SECRET"] = self.room_secret
+            env["GATEWAY_JITSI_WEBHOOK_TOKEN"] = self.jitsi_webhook_token
             # a permanent room's join form redirects to the conference server: the CSP's form-action must allow it
             env["GATEWAY_FORM_ACTION_ORIGINS"] = f"https://{LOCAL_JITSI_DOMAIN}"
             env["GATEWAY_METRICS_PORT"] = str(self.metrics_port_of_gateway())

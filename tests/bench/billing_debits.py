@@ -40,7 +40,7 @@ SERVICE_PORTS = {"billing": 36102, "gateway": 36000}  # the gateway is not start
 
 def pgbench(stack: "devstack.Stack", seconds: int) -> float:
     stack.ensure_database("pgbench")
-    common = ["-h", "127.0.0.1", "-p", str(PORTS.postgres), "-U", "postgres"]
+    common = ["-h", "127.0.0.1", "-p", str(stack.ports.postgres), "-U", "postgres"]
     subprocess.run(
         [devstack.pg_bin("pgbench"), *common, "-i", "-q", "-s", "10", "pgbench"], check=True, capture_output=True
     )

@@ -7,6 +7,7 @@ GET route outside the JSON API, the OpenAPI pages, the static files and the heal
 PAGES (how to open it) or SKIPPED (why not); a page added without one fails here, and so does an entry whose
 route is gone."""
 
+import asyncio
 import re
 import uuid
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from billing_world import PACK_5, UNIT, card_order, paid_order
+from join_world import certificate_feedback_path, link_token
 from playwright.async_api import Browser, Page
 
 from api_world import grant_organiser, log_in, make_world, sign_up
@@ -63,6 +65,7 @@ PAGES = {
     "/account/orders/{order_id:uuid}": Visit("/account/orders/{order_id}?paid=1", "manager"),
     "/account/invoices": Visit("/account/invoices", "manager"),
     "/account/webvisio": Visit("/account/webvisio", "manager"),
+    "/account/webvisio/{enrollment_id:uuid}": Visit("/account/webvisio/{enrollment_id}", "manager"),
     "/payments/sandbox/{checkout_id:str}": Visit("/payments/sandbox/{checkout_id}"),
     "/back-office/organisers": Visit("/back-office/organisers", "organiser"),
     "/back-office/deliveries": Visit("/back-office/deliveries", "organiser"),
@@ -71,9 +74,13 @@ PAGES = {
     "/back-office/payments": Visit("/back-office/payments", "organiser"),
     "/back-office/invoices": Visit("/back-office/invoices", "organiser"),
     "/back-office/revenue": Visit("/back-office/revenue", "organiser"),
+    "/back-office/statistics": Visit("/back-office/statistics", "organiser"),
     "/planning": Visit("/planning"),
     "/planning/sessions/{session_id:uuid}": Visit("/planning/sessions/{session_id}"),
     "/rooms/{link_token:str}": Visit("/rooms/{link_token}"),
+    "/join/{token:str}": Visit("/join/{join_token}"),  # the waiting page of a confirmed enrolment's link
+    "/feedback/{token:str}": Visit("{feedback_path}"),  # a certificate's feedback link (a session that took place)
+    "/certificates/verify": Visit("/certificates/verify"),
     "/back-office/themes": Visit("/back-office/themes", "organiser"),
     "/back-office/themes/new": Visit("/back-office/themes/new", "organiser"),
     "/back-office/themes/{theme_id:uuid}": Visit("/back-office/themes/{theme_id}", "organiser"),
@@ -100,7 +107,10 @@ SKIPPED = {
     "/back-office/purchase-orders/{order_id:uuid}/signed-order": "a PDF to download (the signed purchase order)",
     "/back-office/invoices/{document_id:uuid}/pdf": "a PDF to download (an invoice or credit note)",
     "/back-office/invoices.csv": "a CSV file to download (the accountant's export)",
+    "/back-office/statistics.csv": "a CSV file to download (the statistics per session)",
+    "/account/webvisio/{enrollment_id:uuid}/certificates/{certificate_id:uuid}/pdf": "a PDF to download",
     "/planning.ics": "an iCalendar feed to subscribe to, not a page",
+    "/hooks/rooms/{session_id:uuid}/ended": "BigBlueButton's signed end callback (204), not a page",
     "/planning/sessions/{session_id:uuid}/calendar.ics": "an iCalendar file to download (one session)",
 }
 
@@ -148,7 +158,11 @@ async def signed_in(browser: Browser, axe_script: Path, system: Any, stack: Any)
     values = world.path_values() | {"order_id": paid["id"], "checkout_id": awaiting["checkout_url"].rsplit("/", 1)[1]}
     values |= catalogue
     values["webhook_id"] = webhook.json()["id"]
+    async with httpx.AsyncClient(base_url=base, timeout=15) as gateway:
+        values["enrollment_id"] = await enrolment_of(gateway, world.auth, world.account_id, catalogue["session_id"])
     values["unsubscribe_token"] = UnsubscribeLinks(system.unsubscribe_key, base).token(uuid.uuid4())
+    values["join_token"] = await link_token(system, world.account_id, values["enrollment_id"])
+    values["feedback_path"] = await certificate_feedback_path(system, world)
     tokens = {
         "manager": world.auth["Authorization"].removeprefix("Bearer "),
         "organiser": organiser_auth["Authorization"].removeprefix("Bearer "),
@@ -197,6 +211,26 @@ async def catalogue_values(gateway: httpx.AsyncClient, organiser: dict[str, str]
         "series_id": series["id"],
         "link_token": room["link_token"],
     }
+
+
+async def enrolment_of(gateway: httpx.AsyncClient, auth: dict[str, str], account_id: str, session_id: str) -> str:
+    """The account enrolled in the published session (asked again until enrollment has its copy of the session),
+    confirmed: its page then shows the participation link and the sharing form."""
+    for _ in range(150):
+        asked = await gateway.post(
+            f"/api/v1/accounts/{account_id}/enrolments",
+            json={"session_id": session_id, "expected_participants": 5},
+            headers=auth,
+        )
+        if asked.status_code == 202:
+            path = f"/api/v1/accounts/{account_id}/enrolments/{asked.json()['id']}"
+            for _ in range(150):
+                shown = (await gateway.get(path, headers=auth)).json()
+                if shown["status"] != "pending":
+                    return str(shown["id"])
+                await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)
+    raise AssertionError("the account could not enrol in the published session")
 
 
 def shot_name(route: str, who: str) -> str:
