@@ -66,7 +66,7 @@ async def test_a_school_without_tokens_buys_some_enrols_and_opens_its_join_page(
     await page.get_by_label("Vos questions pour l'animateur ou l'animatrice").fill(QUESTION)
     await checked(page, "session-enrol")
     await page.get_by_role("button", name="S'inscrire").click()
-    await page.wait_for_url("**/account/webvisio?done=requested")
+    await page.wait_for_url("**/account/webvisio?done=requested&enrolment=*")
     row = page.locator("#upcoming tbody tr").first
     await expect(row).to_have_attribute("data-status", "confirmed")  # portal.js refreshes while pending
     await expect(row.get_by_role("button", name="Accès")).to_be_disabled()  # opens 15 minutes before the start
