@@ -29,6 +29,7 @@ do: if a route answers otherwise, fix the route, or mark the entry with `bug=` a
 """
 
 import asyncio
+import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -985,13 +986,47 @@ async def _confirmed_enrolment(scene: Scene) -> str:
 
 
 def a_confirmed_enrolment(use: str, **more: Any) -> Build:
-    """A's confirmed enrolment for `use`, with a JSON body (`json`) or a form (`form`) if given."""
+    """A's confirmed enrolment for `use`, with a JSON body (`json`) or a form (`form`) if given; its pages show A to
+    A's people (looking_at_a)."""
 
     async def call(scene: Scene, caller: str) -> Call:
         values = scene.values() | {"enrollment_id": await confirmed_enrolment_of_a(scene, use)}
-        return Call(values, **more)
+        return Call(values, cookies=looking_at_a(scene), **more)
 
     return call
+
+
+async def a_participation_link(scene: Scene, caller: str) -> Call:
+    """The link of A's confirmed enrolment: its page is the same for anyone who has it (no login)."""
+    enrollment_id = await confirmed_enrolment_of_a(scene, "read")
+    headers = {"X-Internal-Token": scene.system.internal_token}
+    async with httpx.AsyncClient(base_url=scene.system.url("enrollment"), headers=headers, timeout=30) as enrollment:
+        path = f"/internal/enrolments/{enrollment_id}/link"
+        link = await enrollment.get(path, params={"account_id": scene.account_a})
+    assert link.status_code == 200, link.text
+    return Call({"token": link.json()["token"]})
+
+
+def a_token_opening_nothing(**more: Any) -> Build:
+    """A well-formed token no link or certificate has: everyone gets the same 404, whatever the form says."""
+
+    async def call(scene: Scene, caller: str) -> Call:
+        return Call({"token": secrets.token_urlsafe(32)}, **more)
+
+    return call
+
+
+async def a_room_end_unsigned(scene: Scene, caller: str) -> Call:
+    """BigBlueButton's end callback without the signature catalogue puts in the URL: nobody else can end a room."""
+    return Call({"session_id": str(uuid.uuid4())})
+
+
+async def a_jitsi_event(scene: Scene, caller: str) -> Call:
+    """An event of Jitsi's webhook the gateway has no use for, with its bearer token: acknowledged."""
+    return Call(
+        json={"eventType": "ROOM_CREATED", "sessionId": str(uuid.uuid4()), "fqn": "visiopass/room", "data": {}},
+        headers={"Authorization": f"Bearer {scene.system.jitsi_webhook_token}"},
+    )
 
 
 async def a_scheduled_share(scene: Scene, caller: str) -> Call:
@@ -1581,6 +1616,20 @@ ENTRIES: list[Entry] = [
     page("POST", "/back-office/rooms/{room_id:uuid}/close", a_permanent_room, **BACK_OFFICE_PAGE, organiser=303),
     # a permanent room's perpetual link: the link is the key (gateway.back_office_rooms.RoomPages)
     public_page("/rooms/{link_token:str}", call=a_room_link),
+    # participation links, certificates' feedback links and verification, the rooms' hooks (gateway.join_pages):
+    # no login; the token (or the hook's signature) is the key, and everyone gets the same answer
+    public_page("/join/{token:str}", call=a_participation_link),
+    everyone("POST", "/join/{token:str}", 404, a_token_opening_nothing(form={"name": "Léa Petit"})),
+    everyone("POST", "/join/{token:str}/entry-code", 404, a_token_opening_nothing(form={"code": "1234"})),
+    everyone(
+        "POST", "/join/{token:str}/feedback", 404, a_token_opening_nothing(form={"name": "Léa Petit", "rating": "5"})
+    ),
+    everyone("GET", "/feedback/{token:str}", 404, a_token_opening_nothing()),
+    everyone("POST", "/feedback/{token:str}", 404, a_token_opening_nothing(form={"rating": "5"})),
+    public_page("/certificates/verify"),
+    everyone("GET", "/hooks/rooms/{session_id:uuid}/ended", 404, a_room_end_unsigned),
+    everyone("POST", "/hooks/rooms/{session_id:uuid}/ended", 404, a_room_end_unsigned),
+    everyone("POST", "/hooks/rooms/jitsi", 204, a_jitsi_event),
     everyone("POST", "/rooms/{link_token:str}", 303, a_room_to_join),
     # A's tokens, orders and invoices (gateway.billing): its people read, its managers buy; others find nothing
     everyone("GET", "/api/v1/price-list"),
