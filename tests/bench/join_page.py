@@ -1,8 +1,10 @@
 """The participation link's page, `GET /join/<token>` through the gateway (enrollment resolves the token; catalogue
-gives the session's waiting-room text and dial-in), with wrk at 10 and 50 connections; beside the gateway's
-trivial `GET /health/live` in the same run (the baseline). Target: p99 < 50 ms.
+gives the session's waiting-room text and dial-in), with wrk at 10 and 50 connections (as fast as it answers: its
+capacity, latency under saturation), and at a steady rate offered (`--rate`, a class opening its links together:
+latency below saturation); beside the gateway's trivial `GET /health/live` in the same run (the baseline). Target:
+p99 < 50 ms.
 
-    uv run python tests/bench/join_page.py [--seconds 5] [--connections 10 50]
+    uv run python tests/bench/join_page.py [--seconds 5] [--connections 10 50] [--rate 100]
 
 Starts its own Kafka, PostgreSQL, accounts, catalogue, enrollment and gateway (state in .run/bench-join, ports
 19xxx), publishes a session through catalogue, gives an institution a confirmed enrolment and its link in
@@ -95,7 +97,27 @@ async def enrolled_link(url: str, session_id: uuid.UUID, key: str) -> str:
     return token
 
 
-def main(seconds: int, connections: list[int]) -> None:
+async def paced(url: str, rate: int, seconds: int) -> list[float]:
+    """Latencies (ms) of GET `url` sent at `rate` per second for `seconds`, whatever the answers' pace."""
+    latencies: list[float] = []
+
+    async def one(client: httpx.AsyncClient) -> None:
+        sent = time.perf_counter()
+        answer = await client.get(url)
+        assert answer.status_code == 200, answer.status_code
+        latencies.append((time.perf_counter() - sent) * 1000)
+
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=100)) as client:
+        tasks = []
+        started = time.perf_counter()
+        for i in range(rate * seconds):
+            await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(client)))
+        await asyncio.gather(*tasks)
+    return sorted(latencies)
+
+
+def main(seconds: int, connections: list[int], rate: int) -> None:
     ensure_wrk()
     stack = devstack.Stack(ROOT / ".run" / "bench-join", PORTS)
     stack.install()
@@ -127,6 +149,9 @@ def main(seconds: int, connections: list[int]) -> None:
                     flush=True,
                 )
                 time.sleep(1)
+        latencies = asyncio.run(paced(runs[1][1], rate, 10))
+        p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)]
+        print(f"{rate} req/s offered for 10 s   GET /join/<token>: p50 {p50:7.1f} ms  p99 {p99:7.1f} ms", flush=True)
     finally:
         system.stop()
         stack.stop()
@@ -137,5 +162,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, nargs="+", default=[10, 50])
+    parser.add_argument("--rate", type=int, default=100)
     arguments = parser.parse_args()
-    main(arguments.seconds, arguments.connections)
+    main(arguments.seconds, arguments.connections, arguments.rate)

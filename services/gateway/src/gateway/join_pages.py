@@ -18,6 +18,7 @@
 The forms carry the CSRF token; their POSTs, entry codes and certificate checks are counted per address in the
 `join` rate-limit class (gateway.limits), since they try secrets."""
 
+import asyncio
 import hashlib
 import hmac
 import re
@@ -43,6 +44,7 @@ from gateway.settings import GatewaySettings
 from gateway.upstream import Upstream
 from servicekit.http import ProblemError
 from servicekit.inputs import text
+from servicekit.read_cache import ReadCache
 
 LINK_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # a participation link's or a feedback link's token (256 bits)
 CODE_COOKIE = "vp_join_code"
@@ -221,20 +223,31 @@ def when(starts_at: str, ends_at: str, zone_name: str) -> dict[str, str]:
     }
 
 
+# A class opening its links together asks for the same session's waiting room: its text and dial-in (organisers
+# rarely change them) are reused for a few seconds per process, and asked once however many wait (read_cache).
+WAITING_DETAILS = ReadCache(ttl=10.0)
+
+
 async def _waiting_details(catalogue: Upstream, session_id: str) -> dict[str, Any]:
     """The catalogue's waiting message, agenda and dial-in; each left out when the catalogue does not answer (the
     page still says when the session starts)."""
-    details: dict[str, Any] = {"waiting_message": "", "agenda": "", "dial_in": None}
-    try:
-        shown = await catalogue.call("GET", f"/internal/sessions/{session_id}")
+
+    async def ask() -> dict[str, Any]:
+        details: dict[str, Any] = {"waiting_message": "", "agenda": "", "dial_in": None}
+        try:
+            shown, dial_in = await asyncio.gather(
+                catalogue.call("GET", f"/internal/sessions/{session_id}"),
+                catalogue.call("GET", f"/internal/sessions/{session_id}/dial-in"),
+            )
+        except ProblemError:
+            return details
         if shown.status_code == 200:
             details |= {key: shown.json().get(key) or "" for key in ("waiting_message", "agenda")}
-        dial_in = await catalogue.call("GET", f"/internal/sessions/{session_id}/dial-in")
         if dial_in.status_code == 200:
             details["dial_in"] = dial_in.json()
-    except ProblemError:
-        pass
-    return details
+        return details
+
+    return dict(await WAITING_DETAILS.get(session_id, ask))
 
 
 def _code_signature(key: bytes, token: str, expires: int) -> str:
