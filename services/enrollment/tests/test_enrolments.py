@@ -258,9 +258,12 @@ async def test_a_freed_place_is_offered_in_turn_and_taken_within_its_hold(db) ->
     assert caught.value.code == "no_place_offered"
     for _ in range(2):  # taking it twice answers the same enrolment
         async with db.transaction() as session:
-            row, events = await service.take_offered_place(session, first.id, first.account_id, RULES, NOW)
+            row, events = await service.take_offered_place(
+                session, first.id, first.account_id, RULES, NOW, "Lycée Jean Moulin"
+            )
             await OUTBOX.add_all(session, events)
         assert row.status == "pending" and row.account_id == first.account_id
+        assert row.institution_name == "Lycée Jean Moulin"  # printed on its certificates
     assert (await w.entry(db, first.id)).enrollment_id == row.id
     assert [e["type"] for e in await w.published(db)].count("EnrollmentRequested") == 2
 

@@ -52,6 +52,10 @@ class AccountInput(BaseModel):
     account_id: uuid.UUID
 
 
+class OfferTaken(AccountInput):
+    institution_name: text(200) | None = None  # type: ignore[valid-type]  # printed on certificates
+
+
 def _rules(service: Service) -> Rules:
     settings: EnrollmentSettings = service.settings
     return Rules.from_settings(settings)
@@ -323,9 +327,11 @@ class WaitingListApi(Controller):
     path = "/internal/waiting-list"
 
     @post("/{entry_id:uuid}/confirmation")
-    async def confirm(self, entry_id: uuid.UUID, data: AccountInput, service: Service) -> Response[dict[str, Any]]:
+    async def confirm(self, entry_id: uuid.UUID, data: OfferTaken, service: Service) -> Response[dict[str, Any]]:
         async with service.db.transaction() as session:
-            row, events = await rules_of.take_offered_place(session, entry_id, data.account_id, _rules(service), _now())
+            row, events = await rules_of.take_offered_place(
+                session, entry_id, data.account_id, _rules(service), _now(), data.institution_name
+            )
             await service.outbox.add_all(session, events)
         return _accepted(row)
 

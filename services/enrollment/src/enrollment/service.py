@@ -545,7 +545,12 @@ async def leave_waiting_list(
 
 
 async def take_offered_place(
-    session: AsyncSession, entry_id: uuid.UUID, account_id: uuid.UUID, rules: Rules, now: datetime
+    session: AsyncSession,
+    entry_id: uuid.UUID,
+    account_id: uuid.UUID,
+    rules: Rules,
+    now: datetime,
+    institution_name: str | None = None,
 ) -> tuple[Any, list[Event]]:
     """The institution takes the place held for it: a pending enrolment (EnrollmentRequested), as a request would
     make. Taking it twice answers the same enrolment."""
@@ -573,6 +578,7 @@ async def take_offered_place(
         questions=entry.questions,
         requested_by=entry.requested_by,
         notice=notice_of(entry),
+        institution_name=institution_name,
     )
     # the held place becomes the enrolment's: the count of places taken does not change
     row, events = await _new_enrolment(session, application, session_row.price_tokens, now)

@@ -76,6 +76,14 @@ async def ask_enrolment(
     return await enrollment.call("POST", "/internal/enrolments", body, actor=identity["user_id"])
 
 
+async def take_offered_place(
+    enrollment: Upstream, accounts: Upstream, actor: str, account_id: uuid.UUID, entry_id: uuid.UUID
+) -> Any:
+    """The place held for the institution becomes its enrolment (with its name, as ask_enrolment sends it)."""
+    body = {"account_id": str(account_id), "institution_name": await institution_name(accounts, account_id, actor)}
+    return await enrollment.call("POST", f"/internal/waiting-list/{entry_id}/confirmation", body, actor=actor)
+
+
 async def join_waiting_list(
     enrollment: Upstream,
     identity: dict[str, Any],
@@ -226,11 +234,15 @@ class EnrolmentApi(Controller):
         security=SESSION_OR_API_TOKEN,
     )
     async def confirm_offered_place(
-        self, account_id: uuid.UUID, entry_id: uuid.UUID, identity: dict[str, Any], enrollment: Upstream
+        self,
+        account_id: uuid.UUID,
+        entry_id: uuid.UUID,
+        identity: dict[str, Any],
+        enrollment: Upstream,
+        accounts: Upstream,
     ) -> Response[Any]:
         ensure_manager(identity, account_id)
-        path = f"/internal/waiting-list/{entry_id}/confirmation"
-        return relay(await enrollment.call("POST", path, {"account_id": str(account_id)}, actor=identity["user_id"]))
+        return relay(await take_offered_place(enrollment, accounts, identity["user_id"], account_id, entry_id))
 
 
 class BackOfficeEnrolmentApi(Controller):

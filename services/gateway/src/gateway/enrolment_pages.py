@@ -27,7 +27,13 @@ from litestar.response import Redirect, Template
 from pydantic import ValidationError
 
 from gateway.account_pages import account_page, ensure_managed_account
-from gateway.enrolment import EnrolmentRequest, WaitingListRequest, ask_enrolment, join_waiting_list
+from gateway.enrolment import (
+    EnrolmentRequest,
+    WaitingListRequest,
+    ask_enrolment,
+    join_waiting_list,
+    take_offered_place,
+)
 from gateway.i18n import N_, gettext
 from gateway.messages import MESSAGES, problem_message, translated
 from gateway.planning_pages import session_page
@@ -208,8 +214,7 @@ class EnrolmentPages(Controller):
         enrollment: Upstream,
     ) -> Response[Any]:
         account_id = ensure_managed_account(request, person)
-        path = f"/internal/waiting-list/{entry_id}/confirmation"
-        answer = await enrollment.call("POST", path, {"account_id": str(account_id)}, actor=person["user_id"])
+        answer = await take_offered_place(enrollment, accounts, person["user_id"], account_id, entry_id)
         if answer.status_code == 404:
             raise NotFoundException
         if answer.status_code == 202:
