@@ -136,7 +136,9 @@ async def confirmed(client, starts_in: timedelta = timedelta(days=10)) -> tuple[
     account = uuid.uuid4()
     application = rules.Application(account_id=account, session_id=uuid.UUID(session_id), expected_participants=2)
     async with client.db.transaction() as session:
-        row, _ = await rules.request_enrolment(session, application, Rules(), datetime.now(UTC) - timedelta(days=1))
+        row = await rules.request_enrolment(
+            session, application, Rules(), datetime.now(UTC) - timedelta(days=1), Outbox("enrollment")
+        )
         await rules.tokens_debited(session, [row.id], datetime.now(UTC))
     return str(account), str(row.id), session_id
 

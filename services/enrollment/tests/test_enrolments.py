@@ -3,13 +3,14 @@ saga's ends, refusals, cancellation, the waiting list and its holds, privatisati
 
 import asyncio
 import importlib.util
+import json
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from contracts.events.billing import TokenDebitRejected, TokenPurchased, TokensDebited
@@ -144,6 +145,31 @@ async def test_refusals_decided_at_once_write_nothing(db) -> None:  # type: igno
     await w.on_session_event(db, SessionCancelled(session_id=cancelled, reason="x", cancelled_at=NOW))
     assert await refused(w.enrol(db, cancelled)) == "session_unavailable"
     assert [e["type"] for e in await w.published(db)] == ["EnrollmentRequested"]
+
+
+async def test_a_price_read_before_the_decision_is_checked_under_the_lock(db) -> None:  # type: ignore[no-untyped-def]
+    session_id = await w.new_session(db, price_tokens=2)
+    stale = {
+        "id": str(uuid.uuid4()),
+        "account_id": str(uuid.uuid4()),
+        "session_id": str(session_id),
+        "status": "pending",
+        "privatisation": False,
+        "tokens": 1,  # the price read before catalogue changed it
+        "expected_participants": 1,
+        "created_at": NOW.isoformat(),
+        "updated_at": NOW.isoformat(),
+    }
+    async with db.autocommit() as session:
+        answer = await session.scalar(
+            text("SELECT request_enrolment(:wanted, :close_before, :event_id, 't', 'k', 'v', '[]')"),
+            {"wanted": json.dumps(stale), "close_before": RULES.close_before, "event_id": uuid.uuid4()},
+        )
+    assert answer == "price_changed"
+    assert await w.published(db) == []
+    row = await w.enrol(db, session_id, as_the_api=True)  # read again, decided at the right price
+    assert (row.status, row.tokens) == ("pending", 2)
+    assert [(e["type"], e["tokens"]) for e in await w.published(db)] == [("EnrollmentRequested", 2)]
 
 
 async def test_the_database_refuses_a_second_active_enrolment_and_a_second_privatisation(db) -> None:  # type: ignore[no-untyped-def]
@@ -340,14 +366,15 @@ async def test_privatisation_costs_the_premium_price_and_shuts_everyone_else_out
 
 
 async def _race(db: Database, session_id: uuid.UUID, privatisations: list[bool]) -> Counter[str]:
-    async def one(privatisation: bool) -> str:
+    async def one(privatisation: bool, as_the_api: bool) -> str:
         try:
-            row = await w.enrol(db, session_id, privatisation=privatisation)
+            row = await w.enrol(db, session_id, privatisation=privatisation, as_the_api=as_the_api)
         except EnrolmentRefused as exc:
             return exc.code
         return "private" if row.privatisation else row.status
 
-    return Counter(await asyncio.gather(*(one(p) for p in privatisations)))
+    # requests outside a transaction (the API's) racing requests inside one (purchase orders')
+    return Counter(await asyncio.gather(*(one(p, i % 2 == 0) for i, p in enumerate(privatisations))))
 
 
 async def test_two_hundred_institutions_race_for_the_last_ten_places(db) -> None:  # type: ignore[no-untyped-def]

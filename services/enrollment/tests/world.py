@@ -69,11 +69,12 @@ def application(session_id: uuid.UUID, **fields: Any) -> Application:
     return Application(**(values | fields))
 
 
-async def enrol(db: Database, session_id: uuid.UUID, now: datetime = NOW, **fields: Any) -> Any:
-    async with db.transaction() as session:
-        row, events = await service.request_enrolment(session, application(session_id, **fields), RULES, now)
-        await OUTBOX.add_all(session, events)
-    return row
+async def enrol(
+    db: Database, session_id: uuid.UUID, now: datetime = NOW, as_the_api: bool = False, **fields: Any
+) -> Any:
+    """A request, in a transaction (as a purchase order's) or, `as_the_api`, in none (Database.autocommit)."""
+    async with db.autocommit() if as_the_api else db.transaction() as session:
+        return await service.request_enrolment(session, application(session_id, **fields), RULES, now, OUTBOX)
 
 
 async def wait(db: Database, session_id: uuid.UUID, now: datetime = NOW, **fields: Any) -> Any:

@@ -88,6 +88,7 @@ _TITLES = {
     "session_privatised": "Session privatised",
     "privatisation_unavailable": "Privatisation unavailable",
     "places_available": "Places available",
+    "price_changed": "Price changed",
     "cancellation_closed": "Cancellation closed",
     "not_cancellable": "Not cancellable",
     "no_place_offered": "No place offered",
@@ -160,9 +161,8 @@ class EnrolmentApi(Controller):
     @post("/")
     async def ask(self, data: EnrolmentInput, service: Service) -> Response[dict[str, Any]]:
         application = Application(**data.model_dump(exclude={"notice"}), notice=data.notice)
-        async with service.db.transaction() as session:
-            row, events = await rules_of.request_enrolment(session, application, _rules(service), _now())
-            await service.outbox.add_all(session, events)
+        async with service.db.autocommit() as session:  # the request is one statement (rules_of.request_enrolment)
+            row = await rules_of.request_enrolment(session, application, _rules(service), _now(), service.outbox)
         return _accepted(row)
 
     @get("/{enrollment_id:uuid}")

@@ -52,7 +52,7 @@ def wallet_handler(outbox: Outbox, rules: Rules):  # type: ignore[no-untyped-def
                 session, event.enrollment_id, event.session_id, event.reason, rules, now
             )
         elif isinstance(event, TokenPurchased) and event.enrol_session_ids:
-            events = await service.enrol_for_order(session, event, rules, now)
+            events = await service.enrol_for_order(session, event, rules, now, outbox)
         await outbox.add_all(session, events)
 
     return on_wallet_event

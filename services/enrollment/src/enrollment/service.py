@@ -3,26 +3,29 @@
 Guarantees (each has a test):
 - Every decision about a session's places (enrol, privatise, join or leave its waiting list, take an offered place,
   cancel, billing's refusal, the hold job, the session's cancellation) first locks the session copy's row
-  (`lock_session`). Such decisions run one after the other per session, so the count of places taken (pending +
-  confirmed + places held for the waiting list) is exact, and a privatisation and an ordinary enrolment never
-  both pass. The partial unique indexes (models) hold whatever the code does: one active enrolment per
-  institution and session, one active privatisation per session.
+  (`lock_session`; a request, in the database's function that decides it, `request_enrolment`). Such decisions
+  run one after the other per session, so the count of places taken (pending + confirmed + places held for the
+  waiting list) is exact, and a privatisation and an ordinary enrolment never both pass. The partial unique
+  indexes (models) hold whatever the code does: one active enrolment per institution and session, one active
+  privatisation per session.
 - A refusal decided here raises EnrolmentRefused and writes nothing (no row, no event): the caller hears it at
   once. Billing's refusals arrive as TokenDebitRejected and become EnrollmentRejected.
 - Billing's answers change a pending enrolment only, so a redelivered answer changes nothing.
 - A cancelled pending enrolment is sent EnrollmentCancelled(refund=True) at once: it follows EnrollmentRequested
   on the enrolment's key, so billing has debited (or refused) it before it refunds.
 
-Functions take the caller's session and return the events to publish (outbox, same transaction); they never
-commit."""
+Functions take the caller's session and return the events to publish (outbox, same transaction; a request writes
+its own); they never commit."""
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import func, insert, select, true, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,6 +42,7 @@ from contracts.events.enrollment import (
 )
 from enrollment import links
 from enrollment.models import ACTIVE, WAITING, enrolments, sessions, waiting_list
+from servicekit.outbox import Outbox
 
 
 @dataclass(frozen=True)
@@ -209,103 +213,122 @@ async def lock_sessions(session: AsyncSession, session_ids: list[uuid.UUID]) -> 
 # --- enrolling ------------------------------------------------------------------------------------------------
 
 
+# The database's answers to a request (migration 0005) that refuse it, as the API tells them.
+REFUSALS = {
+    "session_unavailable": ("session_unavailable", "The session is not open for enrolment."),
+    "enrolment_closed": ("enrolment_closed", "Enrolments for this session are closed."),
+    "already_enrolled": ("already_enrolled", "The institution is already enrolled in this session."),
+    "session_privatised": ("session_privatised", "The session is privatised by another institution."),
+    "already_waiting": (
+        "already_waiting",
+        "The institution is on this session's waiting list: take the place when offered.",
+    ),
+    "not_privatisable": ("privatisation_unavailable", "This session cannot be privatised."),
+    "others_enrolled": (
+        "privatisation_unavailable",
+        "Other institutions are enrolled in this session or waiting for it.",
+    ),
+    "session_full": ("session_full", "The session is full; the institution may join its waiting list."),
+    "price_changed": ("price_changed", "The session's price changed while the request was decided: ask again."),
+}
+
+
 async def request_enrolment(
-    session: AsyncSession, application: Application, rules: Rules, now: datetime
-) -> tuple[Any, list[Event]]:
-    """A pending enrolment and its EnrollmentRequested, or EnrolmentRefused."""
-    row = await lock_session(session, application.session_id)
-    _check_open(row, rules, now)
-    places = await occupancy(session, application.session_id, application.account_id)
-    if places.enrolled:
-        raise EnrolmentRefused("already_enrolled", "The institution is already enrolled in this session.")
-    if places.privatised:
-        raise EnrolmentRefused("session_privatised", "The session is privatised by another institution.")
-    if places.waiting_for_account:
-        raise EnrolmentRefused(
-            "already_waiting", "The institution is on this session's waiting list: take the place when offered."
-        )
-    if application.privatisation:
-        if row.premium_price_tokens is None:
-            raise EnrolmentRefused("privatisation_unavailable", "This session cannot be privatised.")
-        if places.taken or places.waiting:
-            raise EnrolmentRefused(
-                "privatisation_unavailable", "Other institutions are enrolled in this session or waiting for it."
+    session: AsyncSession, application: Application, rules: Rules, now: datetime, outbox: Outbox
+) -> Any:
+    """A pending enrolment written with its EnrollmentRequested, or EnrolmentRefused.
+
+    The decision is the database's function request_enrolment (migration 0005, where its rules are): it locks the
+    session's row, counts the places and writes the enrolment and its event in one statement. On a session that
+    everyone wants, requests queue on that lock: in a session without a transaction (Database.autocommit, the
+    API) each one holds it only for the database's own time, however busy this process is."""
+    enrollment_id = application.enrollment_id or uuid.uuid4()
+    for _ in range(3):  # the price read here is checked under the lock; changed meanwhile, it is read again
+        prices = (
+            await session.execute(
+                select(sessions.c.price_tokens, sessions.c.premium_price_tokens).where(
+                    sessions.c.id == application.session_id
+                )
             )
-        tokens = row.premium_price_tokens
-    else:
-        free = places.free(row.capacity)
-        if free is not None and free <= 0:
-            raise EnrolmentRefused("session_full", "The session is full; the institution may join its waiting list.")
-        tokens = row.price_tokens
-    return await _new_enrolment(session, application, tokens, now)
+        ).one_or_none()
+        if prices is None:
+            answer = "session_unavailable"
+            break
+        tokens = prices.premium_price_tokens if application.privatisation else prices.price_tokens
+        if tokens is None:
+            answer = "not_privatisable"
+            break
+        wanted = _pending(application, enrollment_id, tokens, now)
+        event = outbox.row(_requested(wanted))
+        answer = await session.scalar(
+            text("SELECT request_enrolment(:wanted, :close_before, :event_id, :topic, :key, :value, :headers)"),
+            {
+                "wanted": json.dumps(wanted, default=str),
+                "close_before": rules.close_before,
+                **event,
+                "headers": json.dumps(event["headers"]),
+            },
+        )
+        if answer == "pending":
+            return SimpleNamespace(**wanted, reason=None, refund=None)
+        if answer != "price_changed":
+            break
+    raise EnrolmentRefused(*REFUSALS[answer])
 
 
 async def _new_enrolment(
     session: AsyncSession, application: Application, tokens: int, now: datetime
 ) -> tuple[Any, list[Event]]:
-    enrollment_id = application.enrollment_id or uuid.uuid4()
-    row = (
-        await session.execute(
-            insert(enrolments)
-            .values(
-                id=enrollment_id,
-                account_id=application.account_id,
-                session_id=application.session_id,
-                status="pending",
-                privatisation=application.privatisation,
-                tokens=tokens,
-                expected_participants=application.expected_participants,
-                questions=application.questions or None,
-                requested_by=application.requested_by,
-                institution_name=application.institution_name,
-                **contact(application.notice),
-                created_at=now,
-                updated_at=now,
-            )
-            .returning(*enrolments.c)
-        )
-    ).one()
-    requested = EnrollmentRequested(
-        enrollment_id=enrollment_id,
-        account_id=application.account_id,
-        session_id=application.session_id,
-        privatisation=application.privatisation,
-        tokens=tokens,
+    """An offered place taken: its pending enrolment and EnrollmentRequested (the place was counted already)."""
+    values = _pending(application, uuid.uuid4(), tokens, now)
+    row = (await session.execute(insert(enrolments).values(**values).returning(*enrolments.c))).one()
+    return row, [_requested(values)]
+
+
+def _pending(application: Application, enrollment_id: uuid.UUID, tokens: int, now: datetime) -> dict[str, Any]:
+    """The row of a pending enrolment."""
+    return {
+        "id": enrollment_id,
+        "account_id": application.account_id,
+        "session_id": application.session_id,
+        "status": "pending",
+        "privatisation": application.privatisation,
+        "tokens": tokens,
+        "expected_participants": application.expected_participants,
+        "questions": application.questions or None,
+        "requested_by": application.requested_by,
+        "institution_name": application.institution_name,
+        **contact(application.notice),
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _requested(pending: dict[str, Any]) -> EnrollmentRequested:
+    return EnrollmentRequested(
+        enrollment_id=pending["id"],
+        account_id=pending["account_id"],
+        session_id=pending["session_id"],
+        privatisation=pending["privatisation"],
+        tokens=pending["tokens"],
     )
-    return row, [requested]
 
 
 def _check_open(row: Any, rules: Rules, now: datetime) -> None:
     if row is None or row.status != "published":
-        raise EnrolmentRefused("session_unavailable", "The session is not open for enrolment.")
+        raise EnrolmentRefused(*REFUSALS["session_unavailable"])
     if now >= row.starts_at - rules.close_before:
-        raise EnrolmentRefused("enrolment_closed", "Enrolments for this session are closed.")
+        raise EnrolmentRefused(*REFUSALS["enrolment_closed"])
 
 
 async def occupancy(session: AsyncSession, session_id: uuid.UUID, account_id: uuid.UUID | None = None) -> Occupancy:
-    """One statement (it runs under the session's lock: every round trip there is paid by every request queued)."""
-    active = (
-        select(
-            func.count().label("taken"),
-            func.coalesce(func.bool_or(enrolments.c.privatisation), False).label("privatised"),
-            func.coalesce(func.bool_or(enrolments.c.account_id == account_id), False).label("enrolled"),
-        )
-        .where(enrolments.c.session_id == session_id, enrolments.c.status.in_(ACTIVE))
-        .subquery()
+    """The database's session_occupancy (migration 0005: one definition for this and request_enrolment); exact
+    when the session's row was locked by an earlier statement of the transaction."""
+    found = await session.execute(
+        text("SELECT * FROM session_occupancy(:session_id, :account_id)"),
+        {"session_id": session_id, "account_id": account_id},
     )
-    queue = (
-        select(
-            func.count().filter(waiting_list.c.status == "offered").label("offered"),
-            func.count().label("waiting"),
-            func.coalesce(func.bool_or(waiting_list.c.account_id == account_id), False).label("waiting_for_account"),
-        )
-        .where(waiting_list.c.session_id == session_id, waiting_list.c.status.in_(WAITING))
-        .subquery()
-    )
-    taken, privatised, enrolled, offered, waiting, waiting_for_account = (
-        await session.execute(select(active, queue).select_from(active.join(queue, true())))
-    ).one()
-    return Occupancy(taken, privatised, enrolled, offered, waiting, waiting_for_account)
+    return Occupancy(*found.one())
 
 
 # --- billing's answers ----------------------------------------------------------------------------------------
@@ -375,7 +398,9 @@ async def debit_rejected(
 # --- sessions named by a purchase order -----------------------------------------------------------------------
 
 
-async def enrol_for_order(session: AsyncSession, credit: TokenPurchased, rules: Rules, now: datetime) -> list[Event]:
+async def enrol_for_order(
+    session: AsyncSession, credit: TokenPurchased, rules: Rules, now: datetime, outbox: Outbox
+) -> list[Event]:
     """TokenPurchased naming sessions (a purchase order's, once its tokens are credited): each enrolment requested as
     the institution would (same rules, one participant expected). Nobody waits for an answer here, so a local
     refusal is kept as a rejected enrolment with EnrollmentRejected (the orderer is mailed); a session the
@@ -393,7 +418,7 @@ async def enrol_for_order(session: AsyncSession, credit: TokenPurchased, rules: 
         if await session.scalar(select(enrolments.c.id).where(enrolments.c.id == application.enrollment_id)):
             continue
         try:
-            events += (await request_enrolment(session, application, rules, now))[1]
+            await request_enrolment(session, application, rules, now, outbox)
         except EnrolmentRefused as refused:
             if refused.code != "already_enrolled":
                 events.append(await _rejected_at_once(session, application, refused.code, now))
@@ -493,9 +518,9 @@ async def join_waiting_list(
     _check_open(row, rules, now)
     places = await occupancy(session, application.session_id, application.account_id)
     if places.enrolled:
-        raise EnrolmentRefused("already_enrolled", "The institution is already enrolled in this session.")
+        raise EnrolmentRefused(*REFUSALS["already_enrolled"])
     if places.privatised:
-        raise EnrolmentRefused("session_privatised", "The session is privatised by another institution.")
+        raise EnrolmentRefused(*REFUSALS["session_privatised"])
     if places.waiting_for_account:
         raise EnrolmentRefused("already_waiting", "The institution is already on this session's waiting list.")
     free = places.free(row.capacity)

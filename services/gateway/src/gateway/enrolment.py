@@ -116,7 +116,7 @@ class EnrolmentApi(Controller):
         "`reason` (`insufficient_balance`: buy tokens; `account_unverified`...): read it with `GET .../enrolments/"
         "{id}`. Refused at once (409, nothing written): `session_unavailable`, `enrolment_closed`, `session_full` "
         "(join the waiting list instead), `already_enrolled`, `already_waiting`, `session_privatised`, "
-        "`privatisation_unavailable`.",
+        "`privatisation_unavailable`, `price_changed` (the session's price changed meanwhile: ask again).",
         responses=problems(401, 403, 404, 409, 429),
         security=SESSION_OR_API_TOKEN,
         **IDEMPOTENT,

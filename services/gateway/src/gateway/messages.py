@@ -103,6 +103,7 @@ MESSAGES = {
         "Cette session ne peut pas être privatisée : elle n'a pas de tarif de privatisation, ou d'autres "
         "établissements y sont déjà inscrits ou en attente."
     ),
+    "price_changed": N_("Le tarif de cette session vient de changer : relisez-le et inscrivez-vous à nouveau."),
     "places_available": N_("Il reste des places : inscrivez-vous directement."),
     "cancellation_closed": N_("L'annulation n'est plus possible : elle se fait au plus tard 48 heures avant le début."),
     "not_cancellable": N_("Cette inscription ne peut pas être annulée."),

@@ -103,11 +103,21 @@ class Database:
         self.url = url
         self.engine: AsyncEngine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.autocommit_sessions = async_sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+        )
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction: committed on success, rolled back on error."""
         async with self.sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncSession]:
+        """A session whose every statement is a transaction of its own (no BEGIN or COMMIT round trips): for work
+        done in one statement, e.g. a database function that decides and writes."""
+        async with self.autocommit_sessions() as session:
             yield session
 
     async def ping(self) -> None:

@@ -48,8 +48,12 @@ class Outbox:
 
     async def add_all(self, session: AsyncSession, events: Sequence[Event]) -> list[uuid.UUID]:
         """Several events in one statement, published in this order."""
-        correlation_id, causation_id = context.current_correlation_id(), context.causation_id.get()
-        return await self._insert(session, [self._row(event, correlation_id, causation_id) for event in events])
+        return await self._insert(session, [self.row(event) for event in events])
+
+    def row(self, event: Event) -> dict[str, Any]:
+        """The outbox row of an event, for a statement that writes it itself (e.g. a database function deciding
+        whether it is written at all): event_id, topic, key, value and headers."""
+        return self._row(event, context.current_correlation_id(), context.causation_id.get())
 
     async def add_caused(
         self, session: AsyncSession, caused: Sequence[tuple[Envelope, Sequence[Event]]]
