@@ -109,6 +109,9 @@ async def schedule_sessions(bootstrap: str, count: int) -> list[uuid.UUID]:
     return ids
 
 
+ANSWER_TIMES: list[float] = []  # from each request to its 202
+
+
 async def ask(client: httpx.AsyncClient, account_id: uuid.UUID, session_id: uuid.UUID) -> tuple[uuid.UUID, float]:
     sent = time.perf_counter()
     response = await client.post(
@@ -117,6 +120,7 @@ async def ask(client: httpx.AsyncClient, account_id: uuid.UUID, session_id: uuid
     )
     if response.status_code != 202:
         raise RuntimeError(f"{response.status_code} {response.text}")
+    ANSWER_TIMES.append(time.perf_counter() - sent)
     return uuid.UUID(response.json()["id"]), sent
 
 
@@ -153,6 +157,7 @@ async def throughput(
             sent[enrollment_id] = at
 
     print(f"throughput run: {n} requests", flush=True)
+    ANSWER_TIMES.clear()
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(32)))
     await outcomes.wait_for(set(sent), timeout=120)
@@ -231,16 +236,19 @@ async def main(n: int, session_count: int, rate: int, seconds: int) -> None:
                 f"({elapsed:.2f} s)"
             )
             print(f"  time to confirmation                        : {summary(latencies)}")
+            print(f"  time to the 202 answer                      : {summary(ANSWER_TIMES)}")
             print(
                 f"ratio confirmed / pgbench                     : {confirmed / elapsed / baseline:8.1%}   "
                 "(target >= 10 %)"
             )
+            ANSWER_TIMES.clear()
             one_session, failed = await paced(client, outcomes, accounts, sessions[-1], rate, seconds)
             print(
                 f"{rate} requests/s offered for {seconds} s into one session: {len(one_session)} confirmed, "
                 f"{failed} requests failed"
             )
             print(f"  time to confirmation                        : {summary(one_session)}   (target p99 < 1 s)")
+            print(f"  time to the 202 answer                      : {summary(ANSWER_TIMES)}")
     finally:
         await outcomes.stop()
         await asyncio.to_thread(system.stop)
