@@ -32,3 +32,29 @@ async def upgrade(db: Database, package: str) -> None:
     async with db.engine.begin() as conn:
         await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key})
         await conn.run_sync(lambda sync_conn: command.upgrade(alembic_config(package, sync_conn), "heads"))
+
+
+def main() -> None:
+    """`python -m servicekit.migrations <service>`: the service's migrations as its start-up runs them (a deployment's
+    migration step, e.g. deploy/k8s's Jobs), on the database of <SERVICE>_DATABASE_URL."""
+    import asyncio
+    import os
+    import sys
+
+    (package,) = sys.argv[1:] or ("",)
+    url = os.environ.get(f"{package.upper()}_DATABASE_URL")
+    if not package or not url:
+        sys.exit("usage: <SERVICE>_DATABASE_URL=... python -m servicekit.migrations <service>")
+
+    async def run() -> None:
+        db = Database(url)
+        try:
+            await upgrade(db, package)
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()
