@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 
 from contracts import encode
@@ -246,6 +247,43 @@ async def test_a_batch_handler_takes_whole_batches_and_a_failing_one_goes_event_
         assert [letter.header("dlq_reason") for letter in letters] == ["handler_failed"]
         assert sorted(key for _, key, _ in await effects(db)) == sorted(str(key) for key in good)
     finally:
+        await producer.stop()
+        await stop_consumer(broker, consumer)
+        await db.dispose()
+
+
+async def test_consumer_lag_is_measured_per_partition_and_grows_while_a_handler_is_stuck(fresh_database, kafka):
+    db = await prepared_database(fresh_database)
+    stuck = [uuid.uuid4() for _ in range(4)]
+    record_effect = recording_handler({str(key) for key in stuck})
+    release = asyncio.Event()
+
+    async def handler(session, envelope):  # type: ignore[no-untyped-def]
+        if envelope.subject in {str(key) for key in stuck}:
+            await release.wait()
+        await record_effect(session, envelope)
+
+    broker, consumer = await start_consumer(db, kafka, handler)
+    labels = {"service": "kit-test", "group": consumer.group, "topic": TOPIC, "partition": "0"}
+
+    async def lag_is(expected: int) -> bool:
+        await consumer.measure_lag()
+        return REGISTRY.get_sample_value("kafka_consumer_lag_records", labels) == expected
+
+    producer = AIOKafkaProducer(bootstrap_servers=kafka)
+    await producer.start()
+    try:
+        await wait_for(lambda: caught_up(kafka, consumer), what="the topic's earlier records")
+        await wait_for(lambda: lag_is(0), what="no lag once caught up")
+        for seq, key in enumerate(stuck):
+            record = encode(event(key, seq), source="kit-test")
+            await producer.send_and_wait(TOPIC, record.value, key=record.key, headers=record.headers, partition=0)
+        await wait_for(lambda: lag_is(4), what="the lag of four records held by a stuck handler")
+        release.set()
+        await wait_for(lambda: lag_is(0), what="no lag once the handler went on")
+        assert len(await effects(db)) == 4
+    finally:
+        release.set()
         await producer.stop()
         await stop_consumer(broker, consumer)
         await db.dispose()

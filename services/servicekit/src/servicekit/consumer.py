@@ -41,7 +41,7 @@ from aiokafka.errors import IllegalStateError, KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -56,6 +56,13 @@ EVENTS_CONSUMED = Counter(
     "consumer_events_total",
     "Events handled by consumers, by outcome (processed, duplicate, ignored, retried, dead_lettered)",
     ["service", "consumer", "topic", "outcome"],
+)
+
+CONSUMER_LAG = Gauge(
+    "kafka_consumer_lag_records",
+    "Records of a partition the group has not committed yet (end offset minus committed offset), per partition "
+    "this replica holds",
+    ["service", "group", "topic", "partition"],
 )
 
 Handler = Callable[[AsyncSession, Envelope], Awaitable[None]]
@@ -189,6 +196,12 @@ class Consumer:
     prepare: Prepare | None = None
     batch_handler: BatchHandler | None = None
     _infra_failures: int = field(default=0, init=False)
+    _subscriber: Any = field(default=None, init=False)
+    _measured: set[int] = field(default_factory=set, init=False)
+
+    @property
+    def group(self) -> str:
+        return f"{self.service}.{self.name}"
 
     def subscribe(self, broker: KafkaBroker) -> None:
         async def on_batch(message: KafkaMessage) -> None:
@@ -196,9 +209,9 @@ class Consumer:
             assert isinstance(records, tuple)
             await self.process_batch(message.consumer, records)
 
-        broker.subscriber(
+        self._subscriber = broker.subscriber(
             self.topic,
-            group_id=f"{self.service}.{self.name}",
+            group_id=self.group,
             batch=True,
             max_records=self.batch_size,
             batch_timeout_ms=50,  # FastStream sleeps this long after an empty poll: it bounds the idle latency
@@ -207,7 +220,25 @@ class Consumer:
             max_poll_interval_ms=120_000,
             decoder=_raw_records_only,
             fetch_max_wait_ms=500,  # a long poll: the broker answers as soon as a record arrives
-        )(on_batch)
+        )
+        self._subscriber(on_batch)
+
+    async def measure_lag(self) -> None:
+        """CONSUMER_LAG of the partitions this replica holds, from the broker's end offsets and the group's committed
+        offsets (asked of Kafka, so a consumer stuck in a handler shows its lag growing); partitions it no longer
+        holds are dropped from the gauge."""
+        kafka: AIOKafkaConsumer | None = getattr(self._subscriber, "consumer", None)
+        held = kafka.assignment() if kafka is not None else set()
+        if kafka is not None and held:
+            ends = await kafka.end_offsets(list(held))
+            for partition, end in ends.items():
+                committed = await kafka.committed(partition)
+                lag = end - (committed if committed is not None and committed >= 0 else 0)
+                CONSUMER_LAG.labels(self.service, self.group, self.topic, str(partition.partition)).set(lag)
+        now_held = {partition.partition for partition in held}
+        for gone in self._measured - now_held:
+            CONSUMER_LAG.remove(self.service, self.group, self.topic, str(gone))
+        self._measured = now_held
 
     async def close(self) -> None:
         """Commit what has been handled; call before the broker stops."""

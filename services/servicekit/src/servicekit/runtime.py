@@ -39,6 +39,7 @@ from servicekit.settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT_SECONDS = 90.0
+LAG_MEASURE_SECONDS = 10.0  # consumer lag is asked of Kafka this often (a Prometheus scrape every 15 s by default)
 
 
 class Service:
@@ -122,9 +123,20 @@ class Service:
         await until_ready("kafka broker", self.broker.start, deadline)
         if self.settings.relay_enabled:
             self._spawn(self.relay.run)
+        if self.consumers:
+            self._spawn(self._measure_lag_forever)
         for loop in self.background:
             self._spawn(loop)
         log.info("%s started", self.name)
+
+    async def _measure_lag_forever(self) -> None:
+        while True:
+            for consumer in self.consumers:
+                try:
+                    await consumer.measure_lag()
+                except Exception as exc:  # Kafka away or a rebalance under way: measured again next time
+                    log.debug("consumer lag of %s not measured: %r", consumer.group, exc)
+            await asyncio.sleep(LAG_MEASURE_SECONDS)
 
     def _spawn(self, loop: Callable[[], Awaitable[None]]) -> None:
         async def guarded() -> None:
