@@ -596,6 +596,10 @@ def test_prometheus_loads_this_config() -> None:
     )
     sources = {(COMPOSE_FILE.parent / s).resolve() for s, t in volume_mounts(prometheus) if t == config_path}
     assert sources == {PROMETHEUS_FILE}
+    mounted = {t: (COMPOSE_FILE.parent / s).resolve() for s, t in volume_mounts(prometheus)}
+    for rule_file in prometheus_config().get("rule_files") or []:  # relative to the config, in the container too
+        target = str(Path(config_path).parent / rule_file)
+        assert mounted.get(target) == (PROMETHEUS_FILE.parent / rule_file).resolve(), f"{rule_file} is not mounted"
 
 
 # ------------------------------------------------------------------------------------------- Dockerfile, uv
