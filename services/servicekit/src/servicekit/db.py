@@ -1,9 +1,11 @@
 """Async SQLAlchemy engine and sessions, and the tables every service database has: outbox and inbox."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from prometheus_client import REGISTRY
+from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -96,6 +98,33 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
     """Every engine of the services: statement parameters (password hashes, emails, names) never appear in
     an error's text, so no log line can carry them."""
     return create_async_engine(url, hide_parameters=True, **options)
+
+
+class PoolUsage:
+    """db_pool_connections: each watched pool's connections in use and idle, and its size, read at each scrape."""
+
+    def __init__(self) -> None:
+        self.pools: list[tuple[str, str, Database]] = []
+
+    def watch(self, service: str, pool: str, db: "Database") -> None:
+        self.pools.append((service, pool, db))
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "db_pool_connections",
+            "Connections of a service's database pool: in_use, idle, and its size (overflow beyond it is in_use)",
+            labels=["service", "pool", "state"],
+        )
+        for service, name, db in self.pools:
+            pool: Any = db.engine.pool
+            family.add_metric([service, name, "in_use"], pool.checkedout())
+            family.add_metric([service, name, "idle"], pool.checkedin())
+            family.add_metric([service, name, "size"], pool.size())
+        yield family
+
+
+POOL_USAGE = PoolUsage()
+REGISTRY.register(POOL_USAGE)
 
 
 class Database:

@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from contracts import TOPICS, Event
 from servicekit import migrations
 from servicekit.consumer import BatchHandler, Consumer, DeadLetters, Handler, Prepare
-from servicekit.db import Database
+from servicekit.db import POOL_USAGE, Database
 from servicekit.http import (
     allow_middleware,
     correlation_middleware,
@@ -50,6 +50,8 @@ class Service:
         self.db = Database(settings.database_url, pool_size=settings.database_pool_size)
         # Consumers apply batches on a pool of their own, so that a burst of events never starves HTTP requests.
         self.consumer_db = Database(settings.database_url, pool_size=settings.consumer_pool_size)
+        POOL_USAGE.watch(self.name, "http", self.db)
+        POOL_USAGE.watch(self.name, "consumers", self.consumer_db)
         self.outbox = Outbox(self.name)
         self.broker = KafkaBroker(
             settings.kafka_bootstrap_servers,
