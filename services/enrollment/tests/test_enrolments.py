@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 
@@ -485,3 +486,15 @@ async def test_a_purchase_orders_sessions_are_requested_once_credited_and_local_
     assert (pending.status, pending.account_id, pending.contact_email) == ("pending", account_id, "claire@example.fr")
     await w.on_wallet_event(db, credit)  # the same credit again (another event id): nothing more is requested or told
     assert len(await w.published(db)) == before + len(told) + 1  # but for the unknown session, which has no row
+
+
+async def test_the_business_gauges_count_enrolments_by_status(db) -> None:  # type: ignore[no-untyped-def]
+    session_id = await w.new_session(db, capacity=5)
+    confirmed, pending = await w.enrol(db, session_id), await w.enrol(db, session_id)
+    async with db.transaction() as session:
+        await service.tokens_debited(session, [confirmed.id], NOW)
+    await jobs.measure(db)
+    gauge = {status: REGISTRY.get_sample_value("visiopass_enrolments", {"status": status}) for status in jobs.STATUSES}
+    assert gauge == {"pending": 1, "confirmed": 1, "rejected": 0, "cancelled": 0}
+    assert pending.status == "pending"
+    assert REGISTRY.get_sample_value("visiopass_attendances") == 0

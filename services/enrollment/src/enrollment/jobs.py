@@ -1,5 +1,6 @@
 """Enrollment's background work: holds of the waiting list that expire pass the place to the next in line, and
-the shares of participation links that are due go out.
+the shares of participation links that are due go out; the business gauges are counted (visiopass_enrolments by
+status, visiopass_attendances).
 
 Every replica runs the jobs; each pass locks what it works on with SKIP LOCKED. A hold ends by a conditional update
 under its session's lock (enrollment.service.pass_on_expired_holds), so a hold expires and its place is offered
@@ -11,12 +12,21 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+from prometheus_client import Gauge
+from sqlalchemy import func, select
+
 from enrollment import links, service
+from enrollment.models import attendances, enrolments
 from enrollment.service import Rules
 from servicekit.db import Database
 from servicekit.outbox import Outbox
 
 log = logging.getLogger(__name__)
+
+METRICS_EVERY_SECONDS = 15.0
+STATUSES = ("pending", "confirmed", "rejected", "cancelled")
+ENROLMENTS = Gauge("visiopass_enrolments", "Enrolments requested, by their status now (from the database)", ["status"])
+ATTENDANCES = Gauge("visiopass_attendances", "Joins recorded through participation links (from the database)")
 
 
 async def pass_on_expired_holds(db: Database, outbox: Outbox, rules: Rules) -> int:
@@ -57,3 +67,22 @@ async def run_holds_forever(db: Database, outbox: Outbox, rules: Rules, every_se
 
 async def run_shares_forever(db: Database, outbox: Outbox, every_seconds: float) -> None:
     await _every(every_seconds, lambda: send_due_shares(db, outbox), "links: %d share(s) sent", "link share job")
+
+
+async def measure(db: Database) -> int:
+    """The business gauges, counted in the database (exact whatever the replicas and restarts)."""
+    async with db.transaction() as session:
+        by_status = dict(
+            (await session.execute(select(enrolments.c.status, func.count()).group_by(enrolments.c.status)))
+            .tuples()
+            .all()
+        )
+        joins = await session.scalar(select(func.count()).select_from(attendances))
+    for status in STATUSES:
+        ENROLMENTS.labels(status).set(by_status.get(status, 0))
+    ATTENDANCES.set(joins or 0)
+    return 0
+
+
+async def run_metrics_forever(db: Database) -> None:
+    await _every(METRICS_EVERY_SECONDS, lambda: measure(db), "", "enrollment metrics")

@@ -1,5 +1,6 @@
 """Wires the enrollment service: settings, runtime (db, Kafka, outbox relay), the consumers of catalogue's sessions
-and billing's answers, the waiting-list hold job, the link share job and the internal HTTP routes."""
+and billing's answers, the waiting-list hold job, the link share job, the business metrics and the internal HTTP
+routes."""
 
 from enrollment import handlers, jobs, links_api, outcomes_api
 from enrollment.api import CONTROLLERS, EXCEPTION_HANDLERS
@@ -25,6 +26,7 @@ service.run_in_background(
     lambda: jobs.run_holds_forever(service.db, service.outbox, rules, settings.waitlist_job_seconds)
 )
 service.run_in_background(lambda: jobs.run_shares_forever(service.db, service.outbox, settings.share_job_seconds))
+service.run_in_background(lambda: jobs.run_metrics_forever(service.db))
 app = service.http_app(
     CONTROLLERS + links_api.CONTROLLERS + outcomes_api.CONTROLLERS,
     title="Visiopass enrollment (internal)",
