@@ -100,6 +100,9 @@ async def test_a_real_prometheus_scrapes_every_service_and_sees_an_enrolment_deb
         durations = await query(client, "scrape_duration_seconds")
         assert set(durations) == jobs
         print("scrape duration: " + ", ".join(f"{job} {durations[job] * 1000:.1f} ms" for job in sorted(durations)))
+        memory = await query(client, "process_resident_memory_bytes")
+        assert set(memory) == jobs  # every process reports its memory (prometheus_client's process collector)
+        print("resident memory: " + ", ".join(f"{job} {memory[job] / 2**20:.0f} MiB" for job in sorted(memory)))
         rules = (await client.get("/api/v1/rules")).json()["data"]["groups"]
         assert {"visiopass-alerts", "visiopass-slo-ratios"} <= {group["name"] for group in rules}
 
