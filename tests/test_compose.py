@@ -533,6 +533,25 @@ def test_services_wait_for_healthy_infrastructure(name: str) -> None:
         assert deps.get(image_service("apache/kafka:")) == "service_healthy", f"{name} needs Kafka"
 
 
+def test_every_image_not_built_here_is_pinned() -> None:
+    """The infrastructure images (PostgreSQL, Kafka, Mailpit, Prometheus, Grafana) name a version, never `latest`."""
+    for service, spec in compose_services().items():
+        if "build" in spec:
+            continue
+        image = str(spec.get("image") or "")
+        name, _, tag = image.rpartition("/")[2].partition(":")
+        assert name and tag and tag != "latest" and "$" not in tag, f"{service}: pin the image's version ({image})"
+
+
+def test_only_the_gateway_is_published_on_every_interface() -> None:
+    for service, spec in compose_services().items():
+        for entry in spec.get("ports") or []:
+            if service == "gateway":
+                continue
+            text = interpolate(str(entry["host_ip"] if isinstance(entry, dict) else entry))
+            assert text.startswith("127.0.0.1"), f"{service}: bind {entry} to 127.0.0.1"
+
+
 def test_no_host_port_is_published_twice() -> None:
     published = Counter(port for service in compose_services() for port in host_ports(service))
     assert published, "nothing is published: the gateway at least must be reachable"
