@@ -16,22 +16,19 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT / "deploy" / "local")]
+sys.path[:0] = [str(ROOT / "deploy" / "local"), str(ROOT / "tests")]
+
+from wallets import fund  # noqa: E402  (the saga bench takes it from here too)
 
 import devstack  # noqa: E402
-from billing import wallet  # noqa: E402
-from billing.models import orders  # noqa: E402
 from contracts import decode, encode  # noqa: E402
 from contracts.events.billing import TokenDebitRejected, TokensDebited  # noqa: E402
 from contracts.events.enrollment import EnrollmentRequested  # noqa: E402
-from servicekit.db import Database  # noqa: E402
 from system import System  # noqa: E402
 
 PORTS = devstack.Ports(kafka=36092, kafka_controller=36093, postgres=36433, smtp=36025, mail_http=36080)
@@ -51,54 +48,6 @@ def pgbench(stack: "devstack.Stack", seconds: int) -> float:
         text=True,
     )
     return float(re.search(r"tps = ([\d.]+)", result.stdout).group(1))  # type: ignore[union-attr]
-
-
-async def fund(url: str, accounts: int, tokens_each: int) -> list[uuid.UUID]:
-    """Verified accounts, each with one lot of `tokens_each` tokens (as a paid order would leave them)."""
-    db = Database(url)
-    now = datetime.now(UTC)
-    funded = []
-    try:
-        for _ in range(accounts):
-            account_id = uuid.uuid4()
-            order_id = uuid.uuid4()
-            async with db.transaction() as session:
-                await wallet.ensure_wallet(session, account_id)
-                await session.execute(
-                    text("UPDATE wallets SET verified_at = now() WHERE account_id = :a"), {"a": account_id}
-                )
-                await session.execute(
-                    orders.insert().values(
-                        id=order_id,
-                        reference=f"B-{order_id.hex[:12]}",
-                        account_id=account_id,
-                        status="paid",
-                        payment_method="card",
-                        lines=[],
-                        net_cents=0,
-                        vat_cents=0,
-                        gross_cents=0,
-                        vat_rate_bp=2000,
-                        tokens=tokens_each,
-                        bonus_tokens=0,
-                        buyer={"institution_name": "Bench"},
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
-                await wallet.credit(
-                    session,
-                    account_id=account_id,
-                    order_id=order_id,
-                    tokens=tokens_each,
-                    expires_at=now + timedelta(days=700),
-                    now=now,
-                    operation_key=f"order:{order_id}",
-                )
-            funded.append(account_id)
-    finally:
-        await db.dispose()
-    return funded
 
 
 async def saga(bootstrap: str, accounts: list[uuid.UUID], n: int) -> tuple[float, int, int]:
