@@ -475,8 +475,12 @@ def test_consumers_scale_on_their_lag_up_to_the_partition_count(tree: str) -> No
 
 
 def test_the_consumer_groups_are_named_as_servicekit_names_them() -> None:
+    from servicekit.consumer import Consumer
+
     source = (ROOT / "services" / "servicekit" / "src" / "servicekit" / "consumer.py").read_text()
-    assert 'group_id=f"{self.service}.{self.name}"' in source
+    assert "group_id=self.group" in source  # the group a consumer subscribes with
+    named = Consumer("billing", "accounts", "accounts.account", None, None, None, None)  # type: ignore[arg-type]
+    assert named.group == "billing.accounts"
     assert consumers_of("accounts") == [], "accounts consumes nothing (else give it a ScaledObject)"
     assert all(consumers_of(name) for name in ("billing", "catalogue", "enrollment", "notifier"))
 
