@@ -2,7 +2,7 @@
 
 from contracts.base import ContractError, Event, Money, VatAmounts
 from contracts.envelope import Envelope, KafkaRecord, decode, encode
-from contracts.topics import EVENT_TYPES, TOPICS, Topic, topic_for
+from contracts.topics import EVENT_TYPES, TOPICS, Topic, topic_for, topics_read_by, topics_written_by
 
 __all__ = [
     "EVENT_TYPES",
@@ -17,4 +17,6 @@ __all__ = [
     "decode",
     "encode",
     "topic_for",
+    "topics_read_by",
+    "topics_written_by",
 ]

@@ -150,3 +150,13 @@ def topic_for(event_type: type[Event]) -> Topic:
         return TOPICS[event_type.topic]
     except (AttributeError, KeyError):
         raise ContractError(f"{event_type.__name__} belongs to no known topic") from None
+
+
+def topics_written_by(service: str) -> list[str]:
+    """The topics `service` publishes to: its own, and the dead-letter topics of those it consumes."""
+    owned = [topic.name for topic in TOPICS.values() if topic.owner == service]
+    return owned + [topic.dlq for topic in TOPICS.values() if service in topic.consumers]
+
+
+def topics_read_by(service: str) -> list[str]:
+    return [topic.name for topic in TOPICS.values() if service in topic.consumers]

@@ -7,6 +7,6 @@ from servicekit.runtime import Service
 
 settings = AccountsSettings()
 validators.smtputf8_relay = settings.smtputf8
-service = Service(settings, migrations_package="accounts")
+service = Service(settings, migrations_package="accounts", registry_name="accounts")
 service.run_in_background(lambda: metrics.measure_forever(service.db))
 app = service.http_app(CONTROLLERS, title="Visiopass accounts (internal)", exception_handlers=EXCEPTION_HANDLERS)

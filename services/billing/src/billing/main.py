@@ -10,7 +10,7 @@ from billing.settings import BillingSettings
 from servicekit.runtime import Service
 
 settings = BillingSettings()
-service = Service(settings, migrations_package="billing")
+service = Service(settings, migrations_package="billing", registry_name="billing")
 provider = provider_from_settings(settings)
 
 service.consume("accounts.account", "accounts", events=handlers.ACCOUNT_EVENTS)(handlers.on_account_event)

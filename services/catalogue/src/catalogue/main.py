@@ -9,7 +9,7 @@ from catalogue.settings import CatalogueSettings
 from servicekit.runtime import Service
 
 settings = CatalogueSettings()
-service = Service(settings, migrations_package="catalogue")
+service = Service(settings, migrations_package="catalogue", registry_name="catalogue")
 providers = providers_from_settings(settings)
 PLANNING_CACHE.ttl = settings.planning_cache_seconds
 

@@ -10,7 +10,7 @@ from servicekit.runtime import Service
 
 settings = EnrollmentSettings()
 rules = Rules.from_settings(settings)
-service = Service(settings, migrations_package="enrollment")
+service = Service(settings, migrations_package="enrollment", registry_name="enrollment")
 
 service.consume("catalogue.session", "sessions", events=handlers.SESSION_EVENTS)(
     handlers.session_handler(service.outbox, rules)

@@ -29,7 +29,7 @@ from servicekit.runtime import Service
 log = logging.getLogger(__name__)
 
 settings = NotifierSettings()
-service = Service(settings, migrations_package="notifier")
+service = Service(settings, migrations_package="notifier", registry_name="notifier")
 service.consume(
     "accounts.account",
     "account-mails",

@@ -48,6 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts import ContractError, Envelope, Event, decode
 from servicekit import context, inbox
 from servicekit.db import Database
+from servicekit.kafka import KafkaAccess, kafka_access
 from servicekit.logs import safe_error_text
 
 log = logging.getLogger(__name__)
@@ -97,12 +98,12 @@ def is_infrastructure_error(exc: BaseException) -> bool:
 class DeadLetters:
     """Publishes records that cannot be handled to `<topic>.dlq`, with the reason in headers."""
 
-    bootstrap_servers: str
+    kafka: str | KafkaAccess
     _producer: AIOKafkaProducer | None = field(default=None, init=False)
 
     async def send(self, record: ConsumerRecord[Any, Any], consumer: str, reason: str, error: str) -> None:
         if self._producer is None:
-            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
+            producer = AIOKafkaProducer(**kafka_access(self.kafka).client_options(), acks="all")
             await producer.start()
             self._producer = producer
         headers = [(k, v) for k, v in record.headers or () if not k.startswith("dlq_")]

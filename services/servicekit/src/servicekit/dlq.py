@@ -2,6 +2,8 @@
 
 A dead letter is the original record (key, value, headers) plus `dlq_*` headers saying why it failed.
 Replaying republishes the original record to its topic; consumers' inboxes make a second replay harmless.
+Where the brokers ask for SASL/SCRAM over TLS: KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD, KAFKA_SSL_CAFILE (an
+operator's principal allowed to read `<topic>.dlq` and write `<topic>`).
 """
 
 import argparse
@@ -12,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pydantic import SecretStr
 
-from servicekit.kafka import topic_partitions
+from servicekit.kafka import KafkaAccess, kafka_access, topic_partitions
 
 
 @dataclass(frozen=True)
@@ -48,12 +51,12 @@ class DeadLetter:
         }
 
 
-async def read_dead_letters(bootstrap_servers: str, topic: str) -> list[DeadLetter]:
+async def read_dead_letters(kafka: str | KafkaAccess, topic: str) -> list[DeadLetter]:
     """Every record currently in `<topic>.dlq`, oldest first per partition."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_access(kafka).client_options(), enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = await topic_partitions(bootstrap_servers, f"{topic}.dlq")
+        partitions = await topic_partitions(kafka, f"{topic}.dlq")
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
@@ -71,14 +74,12 @@ async def read_dead_letters(bootstrap_servers: str, topic: str) -> list[DeadLett
         await consumer.stop()
 
 
-async def replay(bootstrap_servers: str, topic: str, event_ids: set[str] | None = None) -> int:
+async def replay(kafka: str | KafkaAccess, topic: str, event_ids: set[str] | None = None) -> int:
     """Republish dead letters of `topic` (all, or those whose ce_id is in `event_ids`) to `topic`."""
     letters = [
-        letter
-        for letter in await read_dead_letters(bootstrap_servers, topic)
-        if event_ids is None or letter.event_id in event_ids
+        letter for letter in await read_dead_letters(kafka, topic) if event_ids is None or letter.event_id in event_ids
     ]
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(**kafka_access(kafka).client_options(), acks="all", enable_idempotence=True)
     await producer.start()
     try:
         for letter in letters:
@@ -95,11 +96,18 @@ def main() -> None:
     parser.add_argument("--event-id", action="append", help="only this event id (repeatable); default all")
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
     args = parser.parse_args()
+    password = os.environ.get("KAFKA_SASL_PASSWORD")
+    kafka = KafkaAccess(
+        args.bootstrap,
+        os.environ.get("KAFKA_SASL_USERNAME"),
+        SecretStr(password) if password else None,
+        os.environ.get("KAFKA_SSL_CAFILE"),
+    )
     if args.command == "list":
-        for letter in asyncio.run(read_dead_letters(args.bootstrap, args.topic)):
+        for letter in asyncio.run(read_dead_letters(kafka, args.topic)):
             print(json.dumps(letter.summary(), ensure_ascii=False))
     else:
-        count = asyncio.run(replay(args.bootstrap, args.topic, set(args.event_id) if args.event_id else None))
+        count = asyncio.run(replay(kafka, args.topic, set(args.event_id) if args.event_id else None))
         print(f"replayed {count} dead letter(s) to {args.topic}")
 
 

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts import Envelope, Event, encode
 from servicekit import context
 from servicekit.db import OUTBOX_CHANNEL, libpq_dsn, outbox
+from servicekit.kafka import KafkaAccess, kafka_access
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ class OutboxRelay:
     def __init__(
         self,
         database_url: str,
-        bootstrap_servers: str,
+        kafka: str | KafkaAccess,
         *,
         service: str,
         poll_seconds: float = 2.0,
@@ -126,7 +127,7 @@ class OutboxRelay:
         request_timeout_ms: int = 30_000,
     ) -> None:
         self.dsn = libpq_dsn(database_url)
-        self.bootstrap_servers = bootstrap_servers
+        self.kafka = kafka_access(kafka)
         self.service = service
         self.poll_seconds = poll_seconds
         self.batch_size = batch_size
@@ -162,7 +163,7 @@ class OutboxRelay:
             self._set_leader(True)
             await conn.add_listener(OUTBOX_CHANNEL, lambda *_: self._wake.set())
             producer = AIOKafkaProducer(
-                bootstrap_servers=self.bootstrap_servers,
+                **self.kafka.client_options(),
                 enable_idempotence=True,
                 acks="all",
                 linger_ms=2,

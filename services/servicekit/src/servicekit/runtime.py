@@ -18,7 +18,7 @@ from litestar.types import ExceptionHandlersMap
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
-from contracts import TOPICS, Event
+from contracts import TOPICS, Event, topics_read_by, topics_written_by
 from servicekit import migrations
 from servicekit.consumer import BatchHandler, Consumer, DeadLetters, Handler, Prepare
 from servicekit.db import POOL_USAGE, Database
@@ -43,9 +43,15 @@ LAG_MEASURE_SECONDS = 10.0  # consumer lag is asked of Kafka this often (a Prome
 
 
 class Service:
-    def __init__(self, settings: ServiceSettings, *, migrations_package: str | None) -> None:
+    def __init__(
+        self, settings: ServiceSettings, *, migrations_package: str | None, registry_name: str | None = None
+    ) -> None:
+        """`registry_name`: the service's name in the topic registry (contracts.TOPICS); it creates at start the
+        topics it writes and reads, the only ones its Kafka principal may create. None: every topic (tests)."""
         self.settings = settings
         self.name = settings.service_name
+        self.registry_name = registry_name
+        self.kafka = settings.kafka()
         self.migrations_package = migrations_package
         self.db = Database(settings.database_url, pool_size=settings.database_pool_size)
         # Consumers apply batches on a pool of their own, so that a burst of events never starves HTTP requests.
@@ -55,15 +61,16 @@ class Service:
         self.outbox = Outbox(self.name)
         self.broker = KafkaBroker(
             settings.kafka_bootstrap_servers,
+            security=self.kafka.faststream_security(),
             middlewares=[KafkaPrometheusMiddleware(registry=REGISTRY, app_name=self.name)],
             logger=logging.getLogger(f"{self.name}.kafka"),
         )
-        self.dead_letters = DeadLetters(settings.kafka_bootstrap_servers)
+        self.dead_letters = DeadLetters(self.kafka)
         self.consumers: list[Consumer] = []
         self.background: list[Callable[[], Awaitable[None]]] = []
         self.relay = OutboxRelay(
             settings.database_url,
-            settings.kafka_bootstrap_servers,
+            self.kafka,
             service=self.name,
             poll_seconds=settings.relay_poll_seconds,
             batch_size=settings.relay_batch_size,
@@ -111,12 +118,11 @@ class Service:
         await until_ready("database", self.db.ping, deadline)
         if self.migrations_package:
             await migrations.upgrade(self.db, self.migrations_package)
-        topics = [name for topic in TOPICS.values() for name in (topic.name, topic.dlq)]
         await until_ready(
             "kafka",
             lambda: ensure_topics(
-                self.settings.kafka_bootstrap_servers,
-                topics,
+                self.kafka,
+                self._topics(),
                 self.settings.topic_partitions,
                 self.settings.topic_replication_factor,
             ),
@@ -130,6 +136,11 @@ class Service:
         for loop in self.background:
             self._spawn(loop)
         log.info("%s started", self.name)
+
+    def _topics(self) -> list[str]:
+        if self.registry_name is None:
+            return [name for topic in TOPICS.values() for name in (topic.name, topic.dlq)]
+        return topics_written_by(self.registry_name) + topics_read_by(self.registry_name)
 
     async def _measure_lag_forever(self) -> None:
         while True:

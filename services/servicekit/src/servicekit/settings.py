@@ -3,6 +3,8 @@
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from servicekit.kafka import KafkaAccess
+
 
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SERVICE_", extra="ignore")
@@ -28,3 +30,13 @@ class ServiceSettings(BaseSettings):
     internal_token: SecretStr | None = Field(
         None, description="shared secret the gateway sends to internal APIs; unset = no check (local only)"
     )
+    kafka_sasl_username: str | None = Field(
+        None, description="SCRAM-SHA-512 user over TLS (the service's own principal); unset = plaintext (devstack)"
+    )
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = Field(None, description="CA bundle that signed the brokers' certificates")
+
+    def kafka(self) -> KafkaAccess:
+        return KafkaAccess(
+            self.kafka_bootstrap_servers, self.kafka_sasl_username, self.kafka_sasl_password, self.kafka_ssl_cafile
+        )
