@@ -20,7 +20,7 @@ import secrets
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -262,53 +262,39 @@ async def test_a_wrong_password_or_a_plaintext_client_gets_nowhere(secure_kafka:
     await plaintext.stop()
 
 
-@pytest.fixture
-def service_database(stack) -> Iterator[object]:  # type: ignore[no-untyped-def]
-    """Provisions databases with their roles through deploy/postgres/service-role.sql; dropped afterwards."""
-    made: list[str] = []
+def run_role_sql(stack, name: str, password: str | None) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    """deploy/postgres/service-role.sql for a role and database called `name`, as a superuser runs it."""
     admin_url = f"postgresql://postgres@127.0.0.1:{stack.ports.postgres}/postgres"
+    variables = ["-v", "ON_ERROR_STOP=1", "-v", f"role={name}", "-v", f"database={name}"]
+    env = {key: value for key, value in os.environ.items() if key != "ROLE_PASSWORD"}
+    return subprocess.run(
+        [str(_psql()), admin_url, "-q", *variables, "-f", str(ROLE_SQL)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env | ({"ROLE_PASSWORD": password} if password else {}),
+    )
+
+
+@pytest.fixture
+def service_database(stack) -> Iterator[Callable[[str], tuple[str, str]]]:  # type: ignore[no-untyped-def]
+    """Provisions a service's database and role (same name) through deploy/postgres/service-role.sql, run twice as
+    it may be on every deployment; both are dropped afterwards."""
+    made: list[str] = []
 
     def provision(service: str) -> tuple[str, str]:
         name, password = f"lp_{uuid.uuid4().hex[:8]}_{service}", secrets.token_urlsafe(18)
-        result = subprocess.run(
-            [
-                str(_psql()),
-                admin_url,
-                "-q",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-v",
-                f"role={name}",
-                "-v",
-                f"database={name}",
-                "-v",
-                f"password={password}",
-                "-f",
-                str(ROLE_SQL),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert result.returncode == 0, result.stderr
         made.append(name)
+        for _ in range(2):
+            result = run_role_sql(stack, name, password)
+            assert result.returncode == 0, result.stderr
         return name, password
 
     yield provision
+    admin_url = f"postgresql://postgres@127.0.0.1:{stack.ports.postgres}/postgres"
     for name in made:
-        subprocess.run(
-            [
-                str(_psql()),
-                admin_url,
-                "-q",
-                "-c",
-                f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
-                "-c",
-                f'DROP ROLE IF EXISTS "{name}"',
-            ],
-            capture_output=True,
-            check=False,
-        )
+        drop = [f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'DROP ROLE IF EXISTS "{name}"']
+        subprocess.run([str(_psql()), admin_url, "-q", *(f"-c{sql}" for sql in drop)], capture_output=True, check=False)
 
 
 def _psql() -> Path:
@@ -336,6 +322,8 @@ async def test_a_service_role_reaches_only_its_own_database(stack, service_datab
         await own.close()
     with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied for database"):
         await asyncpg.connect(f"{url}/{accounts}")
+    refused = run_role_sql(stack, f"lp_{uuid.uuid4().hex[:8]}_nopassword", None)
+    assert refused.returncode != 0 and "ROLE_PASSWORD is not set" in refused.stderr
 
 
 async def test_services_run_with_their_own_principal_and_role(  # type: ignore[no-untyped-def]

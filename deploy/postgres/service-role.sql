@@ -1,10 +1,17 @@
 -- Least privilege on PostgreSQL: one login role per service, owning its own database and nothing else.
 -- Run by a superuser (the platform's DBA, or its provisioning job), once per service, idempotent:
---   psql "$ADMIN_URL" -v ON_ERROR_STOP=1 -v role=billing -v database=billing \
---        -v password="$BILLING_DATABASE_PASSWORD" -f deploy/postgres/service-role.sql
+--   ROLE_PASSWORD="$BILLING_DATABASE_PASSWORD" \
+--   psql "$ADMIN_URL" -v ON_ERROR_STOP=1 -v role=billing -v database=billing -f deploy/postgres/service-role.sql
+-- (the password from the environment, never on a command line that `ps` shows).
 -- The service connects as that role (<SERVICE>_DATABASE_URL=postgresql+asyncpg://billing:...@host/billing): its
 -- migrations create its tables in its own database; it cannot connect to another service's database, create
 -- databases or roles, or bypass row security. tests/test_least_privilege.py runs this file.
+
+\getenv password ROLE_PASSWORD
+\if :{?password}
+\else
+  DO $$ BEGIN RAISE EXCEPTION 'ROLE_PASSWORD is not set'; END $$;
+\endif
 
 SELECT format('CREATE ROLE %I LOGIN', :'role')
 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \gexec
