@@ -112,8 +112,8 @@ def test_the_panels_read_only_metrics_that_exist() -> None:
         "kafka_consumer_lag_records",
         "outbox_oldest_unpublished_age_seconds",
         "consumer_events_total",
-        "billing_tokens_total",
-        "notifier_deliveries_total",
+        "visiopass_tokens",
+        "visiopass_messages_total",
     }
     assert wanted <= read, f"the dashboards do not show {wanted - read}"
     assert metrics_not_exported(read) == set(), "the dashboards read metrics no service exports"

@@ -109,7 +109,7 @@ async def test_a_real_prometheus_scrapes_every_service_and_sees_an_enrolment_deb
         gateway, enrollment = clients(system)
         async with gateway, enrollment:
             account_id = await funded_account(system, gateway, 6)  # billing's probe takes one
-            debited = 'sum(billing_tokens_total{kind="debited"})'
+            debited = 'sum(visiopass_tokens{kind="debited"})'
             before = sum((await query(client, debited)).values())
             session_id = await new_session(system, enrollment, price_tokens=5)
             asked = await enrollment.post(

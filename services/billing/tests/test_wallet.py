@@ -8,9 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import case, func, select, text
+from wallets import paid_order
 
 from billing import jobs, wallet
-from billing.models import enrollment_charges, ledger, lots, orders, wallets
+from billing.models import enrollment_charges, ledger, lots, wallets
 from contracts.events.billing import (
     TokenDebitRejected,
     TokensDebited,
@@ -49,37 +50,8 @@ async def new_account(db: Database, *, verified: bool = True, closed: bool = Fal
 
 async def buy(db: Database, account_id: uuid.UUID, tokens: int, expires_at: datetime, now: datetime = NOW) -> uuid.UUID:
     """A paid order of `tokens` and its lot (what orders.settle_payment does, without the invoice)."""
-    order_id = uuid.uuid4()
     async with db.transaction() as session:
-        await session.execute(
-            orders.insert().values(
-                id=order_id,
-                reference=f"T-{order_id.hex[:12]}",
-                account_id=account_id,
-                status="paid",
-                payment_method="card",
-                lines=[],
-                net_cents=0,
-                vat_cents=0,
-                gross_cents=0,
-                vat_rate_bp=2000,
-                tokens=tokens,
-                bonus_tokens=0,
-                buyer={"institution_name": "Lycée Test"},
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        lot_id, _ = await wallet.credit(
-            session,
-            account_id=account_id,
-            order_id=order_id,
-            tokens=tokens,
-            expires_at=expires_at,
-            now=now,
-            operation_key=f"order:{order_id}",
-        )
-    return lot_id
+        return await paid_order(session, account_id, tokens, expires_at, now)
 
 
 async def debit(db: Database, account_id: uuid.UUID, tokens: int = 1, now: datetime = NOW, enrollment_id=None):  # type: ignore[no-untyped-def]

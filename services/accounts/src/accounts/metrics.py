@@ -2,7 +2,6 @@
 restarts): visiopass_accounts by state — open (not closed) and verified (open, with a manager whose address is
 verified, the state billing waits for before it debits)."""
 
-import asyncio
 import logging
 
 from prometheus_client import Gauge
@@ -10,8 +9,7 @@ from sqlalchemy import exists, func, select
 
 from accounts.models import institutions, memberships, users
 from servicekit.db import Database
-
-log = logging.getLogger(__name__)
+from servicekit.periodic import every
 
 METRICS_EVERY_SECONDS = 15.0
 ACCOUNTS = Gauge("visiopass_accounts", "Institutions' accounts by state: open, verified (from the database)", ["state"])
@@ -35,9 +33,4 @@ async def measure(db: Database) -> None:
 
 
 async def measure_forever(db: Database) -> None:
-    while True:
-        try:
-            await measure(db)
-        except Exception:
-            log.warning("accounts metrics not refreshed", exc_info=True)
-        await asyncio.sleep(METRICS_EVERY_SECONDS)
+    await every(METRICS_EVERY_SECONDS, lambda: measure(db), "accounts metrics", level=logging.WARNING)

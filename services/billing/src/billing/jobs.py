@@ -8,7 +8,6 @@ replica, a rerun or a pass after downtime (which catches up every due lot) finds
 Business metrics are read from the database (ledger, documents, orders), not counted in memory: every replica
 reports the same exact totals whatever restarts (take `max` across replicas, not `sum`)."""
 
-import asyncio
 import logging
 import zlib
 from datetime import UTC, datetime
@@ -21,20 +20,19 @@ from billing import wallet
 from billing.models import documents, ledger, orders
 from servicekit.db import Database
 from servicekit.outbox import Outbox
-
-log = logging.getLogger(__name__)
+from servicekit.periodic import every
 
 EXPIRY_LOCK = zlib.crc32(b"billing:expiry-job")
 METRICS_EVERY_SECONDS = 15.0
 
-TOKENS = Gauge("billing_tokens_total", "Tokens moved by the ledger since the start, by kind", ["kind"])
-REVENUE = Gauge("billing_revenue_cents_total", "Invoiced minus credited, in cents", ["part"])
-PENDING_ORDERS = Gauge("billing_purchase_orders_pending", "Purchase orders awaiting an organiser's validation")
+TOKENS = Gauge("visiopass_tokens", "Tokens moved by the ledger since the start, by kind", ["kind"])
+REVENUE = Gauge("visiopass_revenue_cents", "Invoiced minus credited, in cents", ["part"])
+PENDING_ORDERS = Gauge("visiopass_purchase_orders_pending", "Purchase orders awaiting an organiser's validation")
 OLDEST_PENDING = Gauge(
-    "billing_purchase_order_oldest_pending_age_seconds", "Age of the oldest purchase order awaiting validation"
+    "visiopass_purchase_order_oldest_pending_age_seconds", "Age of the oldest purchase order awaiting validation"
 )
 PENDING_TOO_LONG = Gauge(
-    "billing_purchase_orders_pending_too_long", "Purchase orders waiting longer than the alert threshold (20 h)"
+    "visiopass_purchase_orders_pending_too_long", "Purchase orders waiting longer than the alert threshold (20 h)"
 )
 KIND_NAMES = {"credit": "sold", "debit": "debited", "refund": "refunded", "expiry": "expired"}
 
@@ -53,15 +51,11 @@ async def expire_and_warn(session: AsyncSession, outbox: Outbox, now: datetime) 
 
 
 async def run_expiry_forever(db: Database, outbox: Outbox, every_seconds: float) -> None:
-    while True:
-        try:
-            async with db.transaction() as session:
-                count = await expire_and_warn(session, outbox, datetime.now(UTC))
-            if count:
-                log.info("expiry job: %d events", count)
-        except Exception:
-            log.exception("expiry job failed; next pass in %.0fs", every_seconds)
-        await asyncio.sleep(every_seconds)
+    async def one_pass() -> int:
+        async with db.transaction() as session:
+            return await expire_and_warn(session, outbox, datetime.now(UTC))
+
+    await every(every_seconds, one_pass, "expiry job", done="expiry job: %d events")
 
 
 async def measure(session: AsyncSession, alert_hours: float, now: datetime) -> None:
@@ -98,10 +92,9 @@ async def measure(session: AsyncSession, alert_hours: float, now: datetime) -> N
 async def measure_forever(db: Database, alert_hours: float) -> None:
     for label in KIND_NAMES.values():
         TOKENS.labels(label).set(0)
-    while True:
-        try:
-            async with db.transaction() as session:
-                await measure(session, alert_hours, datetime.now(UTC))
-        except Exception:
-            log.warning("billing metrics not refreshed", exc_info=True)
-        await asyncio.sleep(METRICS_EVERY_SECONDS)
+
+    async def one_pass() -> None:
+        async with db.transaction() as session:
+            await measure(session, alert_hours, datetime.now(UTC))
+
+    await every(METRICS_EVERY_SECONDS, one_pass, "billing metrics", level=logging.WARNING)

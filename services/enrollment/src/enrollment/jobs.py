@@ -7,9 +7,6 @@ under its session's lock (enrollment.service.pass_on_expired_holds), so a hold e
 once whatever the replicas; a due share is sent under its row's lock (enrollment.links.send_due_shares), once. A
 pass after downtime catches up everything due."""
 
-import asyncio
-import logging
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from prometheus_client import Gauge
@@ -20,8 +17,7 @@ from enrollment.models import attendances, enrolments
 from enrollment.service import Rules
 from servicekit.db import Database
 from servicekit.outbox import Outbox
-
-log = logging.getLogger(__name__)
+from servicekit.periodic import every
 
 METRICS_EVERY_SECONDS = 15.0
 STATUSES = ("pending", "confirmed", "rejected", "cancelled")
@@ -45,31 +41,20 @@ async def send_due_shares(db: Database, outbox: Outbox, rules: links.LinkRules |
     return len(events)
 
 
-async def _every(seconds: float, one_pass: Callable[[], Awaitable[int]], done: str, job: str) -> None:
-    while True:
-        try:
-            count = await one_pass()
-            if count:
-                log.info(done, count)
-        except Exception:
-            log.exception("%s failed; next pass in %.0f s", job, seconds)
-        await asyncio.sleep(seconds)
-
-
 async def run_holds_forever(db: Database, outbox: Outbox, rules: Rules, every_seconds: float) -> None:
-    await _every(
+    await every(
         every_seconds,
         lambda: pass_on_expired_holds(db, outbox, rules),
-        "waiting list: %d place(s) offered after expired holds",
         "waiting-list hold job",
+        done="waiting list: %d place(s) offered after expired holds",
     )
 
 
 async def run_shares_forever(db: Database, outbox: Outbox, every_seconds: float) -> None:
-    await _every(every_seconds, lambda: send_due_shares(db, outbox), "links: %d share(s) sent", "link share job")
+    await every(every_seconds, lambda: send_due_shares(db, outbox), "link share job", done="links: %d share(s) sent")
 
 
-async def measure(db: Database) -> int:
+async def measure(db: Database) -> None:
     """The business gauges, counted in the database (exact whatever the replicas and restarts)."""
     async with db.transaction() as session:
         by_status = dict(
@@ -81,8 +66,7 @@ async def measure(db: Database) -> int:
     for status in STATUSES:
         ENROLMENTS.labels(status).set(by_status.get(status, 0))
     ATTENDANCES.set(joins or 0)
-    return 0
 
 
 async def run_metrics_forever(db: Database) -> None:
-    await _every(METRICS_EVERY_SECONDS, lambda: measure(db), "", "enrollment metrics")
+    await every(METRICS_EVERY_SECONDS, lambda: measure(db), "enrollment metrics")

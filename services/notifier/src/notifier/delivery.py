@@ -68,7 +68,7 @@ from servicekit.outbox import Outbox
 log = logging.getLogger(__name__)
 
 DELIVERIES = Counter(
-    "notifier_deliveries_total",
+    "visiopass_messages_total",
     "Delivery attempts by outcome (sent, retried, failed, skipped)",
     ["template", "channel", "outcome"],
 )
