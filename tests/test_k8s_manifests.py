@@ -1,11 +1,13 @@
 """deploy/k8s (kustomize base and production overlay) rendered with `kubectl kustomize` and checked offline.
 
 Every rendered resource is validated against the Kubernetes schemas that the kubernetes-validate package ships
-(strict: unknown fields are errors), the KEDA ScaledObjects against KEDA's published CRD schema (taken from KEDA's
-Go module on the Go module proxy, cached under VISIOPASS_CACHE/go). The manifests are also checked against the code,
-as tests/test_compose.py checks docker-compose.yml (and with its helpers): a Deployment per service, its ports,
-every environment variable a settings field, the consumer groups and topics of the KEDA triggers those the
-services subscribe with, the autoscalers' cap at the topics' partition count, the network policies.
+(strict: unknown fields are errors), the KEDA ScaledObjects and TriggerAuthentications against KEDA's published CRD
+schemas (taken from KEDA's Go module on the Go module proxy, cached under VISIOPASS_CACHE/go), and the Kafka
+scaler's parameters against that module's scaler source. The manifests are also checked against the code, as
+tests/test_compose.py checks docker-compose.yml (and with its helpers): a Deployment per service, its ports, every
+environment variable a settings field, the consumer groups and topics of the KEDA triggers those the services
+subscribe with, the autoscalers' cap at the topics' partition count, the network policies, and Kafka in production:
+each service (and KEDA, for its lag) as its own SASL principal over TLS, the base plaintext.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import shutil
 import subprocess
 import sys
 from functools import cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import jsonschema
@@ -34,7 +36,10 @@ K8S = ROOT / "deploy" / "k8s"
 TREES = {"base": K8S / "base", "production": K8S / "overlays" / "production"}
 # KEDA publishes its CRDs in its repository, which its Go module carries: the Go module proxy serves them here.
 KEDA_MODULE = "github.com/kedacore/keda/v2@v2.20.2"
-KEDA_CRD = "config/crd/bases/keda.sh_scaledobjects.yaml"
+KEDA_CRDS = "config/crd/bases"
+SCALED_OBJECT_CRD = "keda.sh_scaledobjects.yaml"
+TRIGGER_AUTHENTICATION_CRD = "keda.sh_triggerauthentications.yaml"
+KAFKA_SCALER = "pkg/scalers/kafka_scaler.go"  # the `kafka` trigger's parameters (its struct tags)
 DOCS = ROOT / "docs" / "kubernetes.md"
 KUBERNETES_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())  # an older supported release and the newest
 KUBECTL = shutil.which("kubectl")
@@ -201,10 +206,10 @@ def strict(schema: Any) -> Any:
 
 
 @cache
-def keda_crd() -> Path:
-    """KEDA's ScaledObject CRD from its Go module (`go mod download`: the Go module proxy, cached between runs)."""
+def keda_module() -> Path:
+    """KEDA's Go module, unpacked (`go mod download`: the Go module proxy, cached between runs)."""
     go = shutil.which("go")
-    assert go is not None, "Go is needed to fetch KEDA's CRD from the Go module proxy"
+    assert go is not None, "Go is needed to fetch KEDA's CRDs from the Go module proxy"
     gopath = Path(os.environ.get("VISIOPASS_CACHE") or Path.home() / ".cache" / "visiopass") / "go"
     gopath.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
@@ -217,15 +222,31 @@ def keda_crd() -> Path:
         env={**os.environ, "GOPATH": str(gopath), "GOFLAGS": "-modcacherw"},
     )
     assert result.returncode == 0, f"go mod download {KEDA_MODULE} failed:\n{result.stdout}{result.stderr}"
-    return Path(json.loads(result.stdout)["Dir"]) / KEDA_CRD
+    return Path(json.loads(result.stdout)["Dir"])
+
+
+def keda_crd(file: str) -> Path:
+    """One of KEDA's CRDs (`keda.sh_<plural>.yaml`) from its Go module."""
+    return keda_module() / KEDA_CRDS / file
 
 
 @cache
-def keda_schema() -> dict[str, Any]:
-    crd = yaml.safe_load(keda_crd().read_text())
-    assert crd["spec"]["group"] == "keda.sh" and crd["spec"]["names"]["kind"] == "ScaledObject"
+def keda_schema(file: str, kind: str) -> dict[str, Any]:
+    """The v1alpha1 schema of the CRD `file`, which must define `kind`, made strict."""
+    crd = yaml.safe_load(keda_crd(file).read_text())
+    assert crd["spec"]["group"] == "keda.sh" and crd["spec"]["names"]["kind"] == kind, f"{file} is not {kind}'s CRD"
     [version] = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"]
     return strict(version["schema"]["openAPIV3Schema"])
+
+
+def assert_valid_keda(tree: str, doc: dict[str, Any], file: str) -> None:
+    assert doc["apiVersion"] == "keda.sh/v1alpha1"
+    validator = jsonschema.Draft7Validator(keda_schema(file, doc["kind"]))
+    body = {key: value for key, value in doc.items() if key not in ("apiVersion", "kind", "metadata")}
+    errors = sorted(validator.iter_errors(body), key=lambda e: list(e.path))
+    assert not errors, f"{tree}: {doc['kind']} {doc['metadata']['name']}: " + "; ".join(
+        f"{'.'.join(map(str, e.path))}: {e.message}" for e in errors
+    )
 
 
 @needs_kubectl
@@ -233,18 +254,21 @@ def keda_schema() -> dict[str, Any]:
 def test_scaled_objects_validate_against_keda_crd(tree: str) -> None:
     scaled = of_kind(tree, "ScaledObject")
     assert scaled
-    validator = jsonschema.Draft7Validator(keda_schema())
-    for name, doc in scaled.items():
-        assert doc["apiVersion"] == "keda.sh/v1alpha1"
-        body = {key: value for key, value in doc.items() if key not in ("apiVersion", "kind", "metadata")}
-        errors = sorted(validator.iter_errors(body), key=lambda e: list(e.path))
-        assert not errors, f"{tree}: ScaledObject {name}: " + "; ".join(
-            f"{'.'.join(map(str, e.path))}: {e.message}" for e in errors
-        )
+    for doc in scaled.values():
+        assert_valid_keda(tree, doc, SCALED_OBJECT_CRD)
+
+
+@needs_kubectl
+@pytest.mark.parametrize("tree", TREES)
+def test_trigger_authentications_validate_against_keda_crd(tree: str) -> None:
+    authentications = of_kind(tree, "TriggerAuthentication")
+    assert bool(authentications) == (tree == "production"), "production only: the base's Kafka is plaintext"
+    for doc in authentications.values():
+        assert_valid_keda(tree, doc, TRIGGER_AUTHENTICATION_CRD)
 
 
 def test_kedas_crd_schema_rejects_a_broken_scaled_object() -> None:
-    validator = jsonschema.Draft7Validator(keda_schema())
+    validator = jsonschema.Draft7Validator(keda_schema(SCALED_OBJECT_CRD, "ScaledObject"))
     assert list(validator.iter_errors({"spec": {"scaleTargetRef": {"name": "x"}}})), "triggers are required"
     bad_metadata = {"spec": {"scaleTargetRef": {"name": "x"}, "triggers": [{"type": "kafka", "metadata": {"a": 1}}]}}
     assert list(validator.iter_errors(bad_metadata)), "trigger metadata values are strings"
@@ -252,6 +276,15 @@ def test_kedas_crd_schema_rejects_a_broken_scaled_object() -> None:
         "spec": {"scaleTargetRef": {"name": "x"}, "maxReplicas": 3, "triggers": [{"type": "cpu", "metadata": {}}]}
     }
     assert list(validator.iter_errors(unknown)), "unknown fields are refused"
+
+
+def test_kedas_crd_schema_rejects_a_broken_trigger_authentication() -> None:
+    validator = jsonschema.Draft7Validator(keda_schema(TRIGGER_AUTHENTICATION_CRD, "TriggerAuthentication"))
+    assert not list(validator.iter_errors({"spec": {"secretTargetRef": [{"parameter": "p", "name": "s", "key": "k"}]}}))
+    no_key = {"spec": {"secretTargetRef": [{"parameter": "password", "name": "billing-kafka"}]}}
+    assert list(validator.iter_errors(no_key)), "a secretTargetRef names its key"
+    assert list(validator.iter_errors({"spec": {"env": [{"parameter": "username"}]}})), "an env names its variable"
+    assert list(validator.iter_errors({"spec": {"secretRef": []}})), "unknown fields are refused"
 
 
 # --------------------------------------------------------------------------------------------- the services
@@ -494,6 +527,143 @@ def test_http_autoscalers_scale_on_cpu(tree: str) -> None:
         assert [m["resource"]["name"] for m in spec["metrics"] if m["type"] == "Resource"] == ["cpu"]
         replicas = of_kind(tree, "Deployment")[name]["spec"]["replicas"]
         assert spec["minReplicas"] == replicas <= spec["maxReplicas"]
+
+
+# ------------------------------------------------------------------------------------ Kafka authentication
+
+KAFKA_AUTH = ("KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD", "KAFKA_SSL_CAFILE")  # servicekit.settings
+KAFKA_CA = {"secret": "kafka-ca", "key": "ca.crt"}  # the CA that signed the brokers' certificates
+
+
+def kafka_clients() -> list[str]:
+    return [name for name in SERVICES if has_field(name, "kafka_bootstrap_servers")]
+
+
+def mounted_file(workload: dict[str, Any], path: str) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """(the volume, its mount, the file's path inside the volume) of a file the container sees at `path`."""
+    volumes = {volume["name"]: volume for volume in workload["spec"]["template"]["spec"].get("volumes", [])}
+    file = PurePosixPath(path)
+    for mount in container(workload).get("volumeMounts", []):
+        inside = file.relative_to(mount["mountPath"]) if file.is_relative_to(mount["mountPath"]) else None
+        if inside is not None and inside.parts:
+            assert "subPath" not in mount, "a subPath mount is not updated when its Secret changes"
+            return volumes[mount["name"]], mount, str(inside)
+    raise AssertionError(f"{workload['metadata']['name']}: {path} is in no mounted volume")
+
+
+def secret_file(volume: dict[str, Any], inside: str) -> tuple[str, str | None]:
+    """(Secret, key) of the file `inside` a Secret volume (key None: no such file, `items` leaves it out)."""
+    assert "secret" in volume, f"volume {volume['name']} is not a Secret's"
+    items = volume["secret"].get("items")
+    key = {item["path"]: item["key"] for item in items}.get(inside) if items else inside
+    return volume["secret"]["secretName"], key
+
+
+@cache
+def kafka_scaler_parameters() -> dict[str, dict[str, str]]:
+    """name -> its options (order, enum, default, optional) of each parameter of KEDA's kafka scaler: the `keda`
+    struct tags of kafkaMetadata in the same Go module as the CRDs."""
+    source = (keda_module() / KAFKA_SCALER).read_text()
+    struct = source[source.index("type kafkaMetadata struct {") :]
+    struct = struct[: struct.index("\n}\n")]
+    found = {}
+    for tag in re.findall(r'`keda:"([^"]+)"`', struct):
+        options = dict(option.partition("=")[::2] for option in tag.split(","))
+        found[options["name"]] = options
+    return found
+
+
+def test_the_kafka_scalers_parameters_are_read_from_kedas_source() -> None:
+    parameters = kafka_scaler_parameters()
+    assert {"bootstrapServers", "consumerGroup", "topic", "lagThreshold", "sasl", "tls", "username"} <= set(parameters)
+    assert "authParams" in parameters["password"]["order"].split(";")
+    assert "triggerMetadata" not in parameters["password"]["order"].split(";"), "a password is never in a trigger"
+    assert "scram_sha512" in parameters["sasl"]["enum"].split(";")
+
+
+@needs_kubectl
+def test_production_services_reach_kafka_as_their_own_principal_over_tls() -> None:
+    """Each Kafka client logs in as User:<service> (SCRAM-SHA-512 over TLS, servicekit.kafka): its password from
+    its own Secret, the brokers' CA from a file of a read-only Secret volume."""
+    assert set(kafka_clients()) == {"accounts", "billing", "catalogue", "enrollment", "notifier"}
+    platform = config_map("production", "visiopass-platform")["data"]
+    for address in platform["kafka-bootstrap-servers"].split(","):
+        assert not address.endswith(":9092"), f"{address}: Kafka's plaintext port; production uses its TLS listener"
+    for name in kafka_clients():
+        deployment, prefix = of_kind("production", "Deployment")[name], env_prefix(name)
+        env = environment("production", deployment)
+        for key in KAFKA_AUTH:
+            assert has_field(name, key.lower()), f"{name}: {prefix}{key} is not a setting"
+            assert prefix + key in env, f"{name}: {prefix}{key} is not set in production"
+        assert env[prefix + "KAFKA_SASL_USERNAME"] == name, (
+            f"{name}: its principal is User:{name} (servicekit.kafka_acls)"
+        )
+        password = secret_refs(deployment).get(prefix + "KAFKA_SASL_PASSWORD")
+        assert password == {"name": f"{name}-kafka", "key": "password"}, f"{name}: the password of Secret {name}-kafka"
+        cafile = env[prefix + "KAFKA_SSL_CAFILE"]
+        assert isinstance(cafile, str) and cafile.startswith("/"), f"{name}: the CA file is a path"
+        volume, mount, inside = mounted_file(deployment, cafile)
+        assert mount.get("readOnly") is True, f"{name}: the CA's volume is mounted read-only"
+        assert secret_file(volume, inside) == (KAFKA_CA["secret"], KAFKA_CA["key"]), f"{name}: {cafile} is no CA"
+
+
+@needs_kubectl
+def test_production_autoscalers_read_the_lag_as_the_service() -> None:
+    """Every Kafka trigger authenticates (KEDA's kafka scaler: sasl and tls in the trigger, username, password and
+    ca from a TriggerAuthentication) as the very principal its service is, with the same Secrets."""
+    parameters = kafka_scaler_parameters()
+    authentications = of_kind("production", "TriggerAuthentication")
+    used = set()
+    for name, scaled in of_kind("production", "ScaledObject").items():
+        service = scaled["spec"]["scaleTargetRef"]["name"]
+        deployment = of_kind("production", "Deployment")[service]
+        env, refs, prefix = environment("production", deployment), secret_refs(deployment), env_prefix(service)
+        for trigger in scaled["spec"]["triggers"]:
+            metadata, ref = trigger["metadata"], trigger.get("authenticationRef")
+            assert ref, f"{name}: trigger {trigger.get('name')} has no authenticationRef"
+            assert ref.get("kind", "TriggerAuthentication") == "TriggerAuthentication"
+            assert ref["name"] in authentications, f"{name}: no TriggerAuthentication {ref['name']}"
+            used.add(ref["name"])
+            for key in metadata:
+                assert key in parameters and "triggerMetadata" in parameters[key]["order"], f"{name}: {key}?"
+            assert metadata.get("sasl") == "scram_sha512" and metadata.get("tls") == "enable", name
+            spec = authentications[ref["name"]]["spec"]
+            assert set(spec) <= {"env", "secretTargetRef"}, f"{ref['name']}: from the pod's env and Secrets only"
+            given: dict[str, Any] = {}
+            for item in spec.get("env", []):
+                assert item.get("containerName", container(deployment)["name"]) == container(deployment)["name"]
+                given[item["parameter"]] = env.get(item["name"])
+            for item in spec.get("secretTargetRef", []):
+                given[item["parameter"]] = {"name": item["name"], "key": item["key"]}
+            for parameter in given:
+                assert parameter in parameters and "authParams" in parameters[parameter]["order"], (
+                    f"{ref['name']}: {parameter} is not an authentication parameter of KEDA's kafka scaler"
+                )
+            assert given.keys() == {"username", "password", "ca"}, f"{ref['name']}: {sorted(given)}"
+            assert given["username"] == env[prefix + "KAFKA_SASL_USERNAME"] == service, f"{ref['name']}: User:{service}"
+            assert given["password"] == refs[prefix + "KAFKA_SASL_PASSWORD"], f"{ref['name']}: the service's password"
+            assert given["ca"] == {"name": KAFKA_CA["secret"], "key": KAFKA_CA["key"]}, f"{ref['name']}: the CA"
+    assert used == set(authentications), f"unused TriggerAuthentications: {set(authentications) - used}"
+    documented = DOCS.read_text()
+    for authentication in authentications.values():
+        for item in authentication["spec"].get("secretTargetRef", []):
+            assert f"`{item['name']}`" in documented and f"`{item['key']}`" in documented, item
+
+
+@needs_kubectl
+def test_the_base_speaks_plaintext_to_kafka() -> None:
+    """The base is for a local cluster with the devstack's plaintext Kafka: no credentials, no CA, no TLS."""
+    assert not of_kind("base", "TriggerAuthentication")
+    for name in kafka_clients():
+        deployment = of_kind("base", "Deployment")[name]
+        env = environment("base", deployment)
+        assert not {env_prefix(name) + key for key in KAFKA_AUTH} & env.keys(), f"{name}: the base is plaintext"
+        volumes = deployment["spec"]["template"]["spec"].get("volumes", [])
+        assert not [volume for volume in volumes if "secret" in volume], f"{name}: no Secret volume in the base"
+    for name, scaled in of_kind("base", "ScaledObject").items():
+        for trigger in scaled["spec"]["triggers"]:
+            assert "authenticationRef" not in trigger, name
+            assert trigger["metadata"].get("sasl", "none") == "none" and trigger["metadata"].get("tls") is None, name
 
 
 # ------------------------------------------------------------------------------------------- network policy
