@@ -138,7 +138,7 @@ async def _until_up(kafka: SecureKafka, process: subprocess.Popen[bytes], log: P
 
 @pytest.fixture(scope="module")
 async def secure_kafka(stack, tmp_path_factory) -> AsyncIterator[SecureKafka]:  # type: ignore[no-untyped-def]
-    from devstack import spawn
+    from devstack import spawn, terminate
 
     directory = tmp_path_factory.mktemp("secure-kafka")
     ca_file, keystore = make_certificates(directory)
@@ -197,12 +197,7 @@ async def secure_kafka(stack, tmp_path_factory) -> AsyncIterator[SecureKafka]:  
                 future.result()
         yield kafka
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process, 30)
 
 
 async def _produce(access: KafkaAccess, topic: str) -> None:

@@ -19,6 +19,7 @@ from prometheus_tools import binary
 from test_billing_saga import funded_account
 from test_enrolment_saga import clients, new_session, status_until
 
+from devstack import terminate
 from kit import wait_for
 
 PROMETHEUS_DIR = Path(__file__).resolve().parents[1] / "deploy" / "prometheus"
@@ -64,11 +65,7 @@ def prometheus(system, tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-de
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        terminate(process, 15)
         log.close()
 
 

@@ -197,6 +197,16 @@ def spawn(
         return popen() if detach else _spawner.run(popen)
 
 
+def terminate(process: subprocess.Popen[bytes], seconds: float) -> None:
+    """SIGTERM a child and wait for it; SIGKILL it if it is still there after `seconds`."""
+    process.terminate()
+    try:
+        process.wait(seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def _run_async(coro: Coroutine[Any, Any, _T]) -> _T:
     """Run a coroutine to completion from sync code, even when the caller's thread has a running loop."""
     with concurrent.futures.ThreadPoolExecutor(1) as pool:

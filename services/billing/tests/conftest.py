@@ -24,7 +24,7 @@ PORT_OFFSET = int(os.environ.get("VISIOPASS_TEST_PORT_OFFSET", "0"))
 @pytest.fixture(scope="session")
 def stripe_mock() -> Iterator[str]:
     """The base URL of a running stripe-mock."""
-    from devstack import spawn
+    from devstack import spawn, terminate
 
     state_dir = Path(os.environ.get("VISIOPASS_TEST_STATE_DIR", ROOT / ".run" / "test"))
     log = state_dir / "logs" / "stripe-mock.log"
@@ -35,12 +35,7 @@ def stripe_mock() -> Iterator[str]:
         _wait_listening(process, port, log)
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process, 10)
 
 
 def _stripe_mock_binary() -> Path:
