@@ -354,8 +354,10 @@ async def test_services_run_with_their_own_principal_and_role(  # type: ignore[n
             assert time.monotonic() < deadline, system.log_tail("accounts") + system.log_tail("billing")
             await asyncio.sleep(0.3)
         assert name == "Lycée Hugo"
-        for service in ("accounts", "billing"):  # no Kafka authorisation error anywhere
-            assert "AuthorizationFailed" not in system.log_tail(service, lines=10_000), service
+        for service in ("accounts", "billing"):  # no Kafka authorisation error anywhere, and no password in clear
+            log = system.log_tail(service, lines=10_000)
+            assert "AuthorizationFailed" not in log, service
+            assert secure_kafka.passwords[service] not in log, service
     finally:
         system.stop()
         await accounts_db.dispose()
