@@ -263,6 +263,9 @@ async def until_ready(what: str, attempt: Callable[[], Awaitable[Any]], deadline
             delay = min(delay * 2, 3.0)
 
 
+KEEP_ALIVE_SECONDS = 75
+
+
 class ProcessSettings(Protocol):
     service_name: str
     log_level: str
@@ -274,6 +277,9 @@ def serve(app: Litestar, settings: ProcessSettings) -> None:
     configure_logging(settings.service_name, settings.log_level)
     # proxy_headers=False: uvicorn would otherwise take X-Forwarded-For from any local peer as the client's
     # address; the gateway decides whom to believe (GATEWAY_TRUSTED_PROXIES, gateway.source).
+    # timeout_keep_alive: an idle connection must outlive its callers' pools (httpx keeps one 5 s, a proxy such
+    # as ingress-nginx 60 s); with uvicorn's default of 5 s the server could close a connection just as a caller
+    # sent the next request on it, which then failed ("Server disconnected without sending a response").
     uvicorn.run(
         app,
         host=settings.http_host,
@@ -281,4 +287,5 @@ def serve(app: Litestar, settings: ProcessSettings) -> None:
         log_config=None,
         access_log=False,
         proxy_headers=False,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
