@@ -30,6 +30,7 @@ do: if a route answers otherwise, fix the route, or mark the entry with `bug=` a
 
 import asyncio
 import secrets
+import ssl
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -51,6 +52,9 @@ NEW_PASSWORD = "copper violins hum beneath frozen rivers"
 # Each caller (and the scene's own set-up) calls from a loopback address of its own: per-source limits
 # (resets, sign-ups, logins) then count this test's calls apart from every other test's.
 SOURCES = {name: f"127.0.0.{80 + i}" for i, name in enumerate(("setup", *CALLERS))}
+# Every call gets a client of its own (no cookie carried from one call to the next), and httpx spends ~35 ms of
+# CPU making each new client's TLS context: they share this one (the gateway is plain HTTP here anyway).
+TLS_CONTEXT = ssl.create_default_context()
 
 # The usual answers, by who may act on account A (accounts.access; docs/accounts.md "Who may do what").
 READ = {"anonymous": 401, "member_a": 200, "manager_a": 200, "manager_b": 404, "organiser": 200}
@@ -119,7 +123,7 @@ class Scene:
     host2: Person
 
     def client(self, source: str = "setup") -> httpx.AsyncClient:
-        transport = httpx.AsyncHTTPTransport(local_address=SOURCES[source])
+        transport = httpx.AsyncHTTPTransport(local_address=SOURCES[source], verify=TLS_CONTEXT)
         return httpx.AsyncClient(base_url=self.url, transport=transport, timeout=60)
 
     def values(self) -> dict[str, str]:
