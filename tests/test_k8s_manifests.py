@@ -607,6 +607,20 @@ def test_production_services_reach_kafka_as_their_own_principal_over_tls() -> No
         assert secret_file(volume, inside) == (KAFKA_CA["secret"], KAFKA_CA["key"]), f"{name}: {cafile} is no CA"
 
 
+def given_by(authentication: dict[str, Any], deployment: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
+    """parameter -> what a TriggerAuthentication gives it: the value of one of the Deployment's container's
+    environment variables (`env`), or a Secret's {name, key}."""
+    spec, own = authentication["spec"], container(deployment)["name"]
+    assert set(spec) <= {"env", "secretTargetRef"}, f"{authentication['metadata']['name']}: from env and Secrets only"
+    given: dict[str, Any] = {}
+    for item in spec.get("env", []):
+        assert item.get("containerName", own) == own
+        given[item["parameter"]] = env.get(item["name"])
+    for item in spec.get("secretTargetRef", []):
+        given[item["parameter"]] = {"name": item["name"], "key": item["key"]}
+    return given
+
+
 @needs_kubectl
 def test_production_autoscalers_read_the_lag_as_the_service() -> None:
     """Every Kafka trigger authenticates (KEDA's kafka scaler: sasl and tls in the trigger, username, password and
@@ -627,14 +641,7 @@ def test_production_autoscalers_read_the_lag_as_the_service() -> None:
             for key in metadata:
                 assert key in parameters and "triggerMetadata" in parameters[key]["order"], f"{name}: {key}?"
             assert metadata.get("sasl") == "scram_sha512" and metadata.get("tls") == "enable", name
-            spec = authentications[ref["name"]]["spec"]
-            assert set(spec) <= {"env", "secretTargetRef"}, f"{ref['name']}: from the pod's env and Secrets only"
-            given: dict[str, Any] = {}
-            for item in spec.get("env", []):
-                assert item.get("containerName", container(deployment)["name"]) == container(deployment)["name"]
-                given[item["parameter"]] = env.get(item["name"])
-            for item in spec.get("secretTargetRef", []):
-                given[item["parameter"]] = {"name": item["name"], "key": item["key"]}
+            given = given_by(authentications[ref["name"]], deployment, env)
             for parameter in given:
                 assert parameter in parameters and "authParams" in parameters[parameter]["order"], (
                     f"{ref['name']}: {parameter} is not an authentication parameter of KEDA's kafka scaler"
